@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Set up (if needed) and run the default test suite (fast tests; `-m slow` runs the long ones).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python -m pytest -q "$@"
