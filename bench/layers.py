@@ -1,0 +1,139 @@
+"""Forward+backward throughput of textrnn's layers against raw torch.nn, in one process.
+
+For LSTM, GRU and RNN at a few sizes it prints tokens/s of
+
+- ``torch``:   raw ``torch.nn.LSTM`` etc. on a padded batch (equal lengths);
+- ``fused``:   ``textrnn.LSTM(impl="fused")`` on the same batch, as a ratio to torch
+               (target >= 0.95);
+- ``cells``:   ``impl="cells"``, the equation path, as a ratio to torch;
+
+and on ragged lengths (uniform in [T/4, T]), where only real tokens count:
+
+- ``packed``:  torch with ``pack_padded_sequence`` (the usual exact way);
+- ``fused``:   ours, as a speed-up over packed (target >= 2x), after checking
+               both give the same outputs and final states.
+
+Usage:  python bench/layers.py [--quick] [--device cpu|cuda] [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from textrnn.layers import GRU, LSTM, RNN
+
+KINDS = {"LSTM": (LSTM, nn.LSTM), "GRU": (GRU, nn.GRU), "RNN": (RNN, nn.RNN)}
+SIZES = [(32, 50, 128), (64, 100, 256), (64, 100, 512)]  # (batch, seq_len, hidden)
+QUICK_SIZES = [(32, 50, 128)]
+
+
+def timed(fn, device, repeats):
+    """Median seconds of ``fn()`` over ``repeats`` runs, after two warm-up runs."""
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def step(module, x, lengths=None, packed=False):
+    """One forward+backward; the loss touches outputs and the final state."""
+    module.zero_grad(set_to_none=True)
+    if packed:
+        out, state = module(pack_padded_sequence(x, lengths, batch_first=True,
+                                                 enforce_sorted=False))
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    elif lengths is None:
+        out, state = module(x)
+    else:
+        out, state = module(x, lengths)
+    h = state[0] if isinstance(state, tuple) else state
+    (out.sum() + h.sum()).backward()
+    return out, state
+
+
+def bench_one(kind, batch, seq_len, hidden, device, repeats, num_layers, bidirectional):
+    ours_cls, torch_cls = KINDS[kind]
+    torch.manual_seed(0)
+    ref = torch_cls(hidden, hidden, num_layers, batch_first=True,
+                    bidirectional=bidirectional).to(device)
+    fused = ours_cls(hidden, hidden, num_layers, bidirectional=bidirectional).to(device)
+    cells = ours_cls(hidden, hidden, num_layers, bidirectional=bidirectional,
+                     impl="cells").to(device)
+    fused.load_state_dict(ref.state_dict())
+    cells.load_state_dict(ref.state_dict())
+    x = torch.randn(batch, seq_len, hidden, device=device, requires_grad=True)
+    g = torch.Generator().manual_seed(1)
+    lengths = torch.randint(seq_len // 4, seq_len + 1, (batch,), generator=g)
+    lengths[0] = seq_len
+    equal_tokens, ragged_tokens = batch * seq_len, int(lengths.sum())
+
+    # Same numbers first: ours on the ragged batch against torch's packed run.
+    out_a, s_a = step(fused, x, lengths.to(device))
+    out_b, s_b = step(ref, x, lengths, packed=True)
+    h_a = s_a[0] if isinstance(s_a, tuple) else s_a
+    h_b = s_b[0] if isinstance(s_b, tuple) else s_b
+    diff = max((out_a - out_b).abs().max().item(), (h_a - h_b).abs().max().item())
+    if diff > 1e-4:
+        raise SystemExit(f"{kind}: ragged outputs differ from torch's packed run by {diff:g}")
+
+    t_torch = timed(lambda: step(ref, x), device, repeats)
+    t_fused = timed(lambda: step(fused, x), device, repeats)
+    t_cells = timed(lambda: step(cells, x), device, max(1, repeats // 2))
+    t_packed = timed(lambda: step(ref, x, lengths, packed=True), device, repeats)
+    lengths_dev = lengths.to(device)
+    t_fused_r = timed(lambda: step(fused, x, lengths_dev), device, repeats)
+    return {
+        "torch": equal_tokens / t_torch,
+        "fused": equal_tokens / t_fused,
+        "cells": equal_tokens / t_cells,
+        "packed": ragged_tokens / t_packed,
+        "fused_ragged": ragged_tokens / t_fused_r,
+        "diff": diff,
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="one small size only")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--repeats", type=int, default=7, help="timed runs per measurement")
+    p.add_argument("--num-layers", type=int, default=1)
+    p.add_argument("--bidirectional", action="store_true")
+    p.add_argument("--kinds", default="LSTM,GRU,RNN")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    sizes = QUICK_SIZES if args.quick else SIZES
+    print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
+          f"layers={args.num_layers} bidirectional={args.bidirectional}")
+    print(f"{'kind':5} {'B':>3} {'T':>4} {'H':>4} | {'torch tok/s':>11} {'fused':>6} "
+          f"{'cells':>6} | {'packed tok/s':>12} {'fused ragged':>12} {'speed-up':>8}")
+    worst_equal, worst_ragged = float("inf"), float("inf")
+    for kind in args.kinds.split(","):
+        for batch, seq_len, hidden in sizes:
+            r = bench_one(kind, batch, seq_len, hidden, device, args.repeats,
+                          args.num_layers, args.bidirectional)
+            eq, rg = r["fused"] / r["torch"], r["fused_ragged"] / r["packed"]
+            worst_equal, worst_ragged = min(worst_equal, eq), min(worst_ragged, rg)
+            print(f"{kind:5} {batch:>3} {seq_len:>4} {hidden:>4} | {r['torch']:>11,.0f} "
+                  f"{eq:>5.2f}x {r['cells'] / r['torch']:>5.2f}x | {r['packed']:>12,.0f} "
+                  f"{r['fused_ragged']:>12,.0f} {rg:>7.2f}x")
+    print(f"worst fused/torch on equal lengths: {worst_equal:.2f} (target >= 0.95); "
+          f"worst fused-ragged/packed: {worst_ragged:.2f}x (target >= 2)")
+
+
+if __name__ == "__main__":
+    main()

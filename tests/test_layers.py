@@ -1,0 +1,181 @@
+"""Layers against torch.nn.LSTM/GRU/RNN: copied weights, float64, outputs and gradients.
+
+Ragged batches are checked against torch's packed run, the exact reference for
+"final state at each sequence's own last step".
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from textrnn.layers import GRU, LSTM, RNN, detach_state, reverse_index
+
+TOL = 1e-10
+KINDS = {
+    "lstm": (LSTM, nn.LSTM, {}),
+    "gru": (GRU, nn.GRU, {}),
+    "rnn_tanh": (RNN, nn.RNN, {"nonlinearity": "tanh"}),
+    "rnn_relu": (RNN, nn.RNN, {"nonlinearity": "relu"}),
+}
+B, T, I, H = 5, 9, 4, 6
+
+
+def make(kind, num_layers, bidirectional, impl, seed=0):
+    ours_cls, torch_cls, kw = KINDS[kind]
+    torch.manual_seed(seed)
+    ref = torch_cls(I, H, num_layers, batch_first=True, bidirectional=bidirectional, **kw).double()
+    ours = ours_cls(I, H, num_layers, bidirectional=bidirectional, impl=impl, **kw).double()
+    ours.load_state_dict(ref.state_dict())
+    return ours, ref
+
+
+def torch_run(ref, x, lengths, state):
+    """Reference: packed for ragged lengths, zero outputs past the end like ours."""
+    if lengths is None:
+        return ref(x, state)
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, s = ref(packed, state)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    return out, s
+
+
+def loss_of(out, state):
+    parts = state if isinstance(state, tuple) else (state,)
+    return out.sin().sum() + sum((p * p).sum() for p in parts)
+
+
+def init_state(kind, num_layers, bidirectional):
+    shape = (num_layers * (2 if bidirectional else 1), B, H)
+    h = torch.randn(shape, dtype=torch.float64)
+    return (h, torch.randn(shape, dtype=torch.float64)) if kind == "lstm" else h
+
+
+def max_diff(a, b):
+    if isinstance(a, tuple):
+        return max(max_diff(x, y) for x, y in zip(a, b, strict=True))
+    return (a - b).abs().max().item()
+
+
+RAGGED = torch.tensor([9, 3, 7, 1, 5])
+GRID = list(itertools.product(KINDS, [1, 2, 3], [False, True], ["fused", "cells"]))
+
+
+@pytest.mark.parametrize("kind,num_layers,bidirectional,impl", GRID)
+@pytest.mark.parametrize("ragged", [False, True])
+def test_layer_matches_torch(kind, num_layers, bidirectional, impl, ragged):
+    ours, ref = make(kind, num_layers, bidirectional, impl)
+    lengths = RAGGED if ragged else None
+    x = torch.randn(B, T, I, dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    s0 = init_state(kind, num_layers, bidirectional)
+
+    out, state = ours(x, lengths=lengths, state=s0)
+    ref_out, ref_state = torch_run(ref, x_ref, lengths, s0)
+    assert out.shape == (B, T, H * (2 if bidirectional else 1))
+    assert max_diff(out, ref_out) <= TOL
+    assert max_diff(state, ref_state) <= TOL
+
+    loss_of(out, state).backward()
+    loss_of(ref_out, ref_state).backward()
+    assert (x.grad - x_ref.grad).abs().max() <= TOL
+    for (name, p), (_, q) in zip(ours.named_parameters(), ref.named_parameters(), strict=True):
+        assert (p.grad - q.grad).abs().max() <= TOL, name
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_fused_and_cells_agree_with_empty_sequences(kind, bidirectional):
+    """Length 0 is allowed (torch's packing refuses it): zero output, state = initial state."""
+    fused, _ = make(kind, 2, bidirectional, "fused")
+    cells, _ = make(kind, 2, bidirectional, "cells")
+    x = torch.randn(B, T, I, dtype=torch.float64)
+    lengths = torch.tensor([0, 4, 9, 0, 2])
+    s0 = init_state(kind, 2, bidirectional)
+    out_f, s_f = fused(x, lengths, s0)
+    out_c, s_c = cells(x, lengths, s0)
+    assert max_diff(out_f, out_c) <= TOL and max_diff(s_f, s_c) <= TOL
+    assert out_f[0].abs().max() == 0 and out_f[3].abs().max() == 0
+    h0 = s0[0] if kind == "lstm" else s0
+    h_f = s_f[0] if kind == "lstm" else s_f
+    assert torch.equal(h_f[:, 0], h0[:, 0])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("impl", ["fused", "cells"])
+def test_padding_never_changes_a_real_position(kind, impl):
+    """Whatever sits in the padding, real outputs and final states are unchanged."""
+    layer, _ = make(kind, 2, True, impl)
+    x = torch.randn(B, T, I, dtype=torch.float64)
+    noisy = x.clone()
+    for b, n in enumerate(RAGGED.tolist()):
+        noisy[b, n:] = 1e3 * torch.randn(T - n, I, dtype=torch.float64)
+    out_a, s_a = layer(x, RAGGED)
+    out_b, s_b = layer(noisy, RAGGED)
+    assert torch.equal(out_a, out_b)
+    assert max_diff(s_a, s_b) == 0.0
+    # And a short sequence alone gives the same as in the padded batch.
+    alone, s_alone = layer(x[1:2, :3], torch.tensor([3]))
+    assert max_diff(alone[0], out_a[1, :3]) <= TOL
+
+
+def test_float32_fused_matches_cells():
+    torch.manual_seed(1)
+    fused = LSTM(8, 16, num_layers=2, bidirectional=True)
+    cells = LSTM(8, 16, num_layers=2, bidirectional=True, impl="cells")
+    cells.load_state_dict(fused.state_dict())
+    x = torch.randn(6, 20, 8)
+    lengths = torch.tensor([20, 1, 13, 7, 20, 2])
+    out_f, (h_f, c_f) = fused(x, lengths)
+    out_c, (h_c, c_c) = cells(x, lengths)
+    assert max_diff(out_f, out_c) < 1e-5
+    assert max_diff((h_f, c_f), (h_c, c_c)) < 1e-5
+
+
+def test_stacked_dropout_only_in_training():
+    torch.manual_seed(0)
+    layer = GRU(I, H, num_layers=2, dropout=0.5).double()
+    x = torch.randn(B, T, I, dtype=torch.float64)
+    layer.eval()
+    a, _ = layer(x, RAGGED)
+    b, _ = layer(x, RAGGED)
+    assert torch.equal(a, b)
+    layer.train()
+    c, _ = layer(x, RAGGED)
+    assert not torch.allclose(a, c)
+
+
+def test_reverse_index_is_its_own_inverse():
+    idx = reverse_index(torch.tensor([3, 0, 5]), 5)
+    assert idx.tolist() == [[2, 1, 0, 3, 4], [0, 1, 2, 3, 4], [4, 3, 2, 1, 0]]
+    assert torch.equal(idx.gather(1, idx), torch.arange(5).expand(3, 5))
+
+
+def test_truncated_bptt_carries_values_and_cuts_gradients():
+    torch.manual_seed(0)
+    layer = LSTM(I, H).double()
+    x = torch.randn(2, 2 * T, I, dtype=torch.float64, requires_grad=True)
+    full, _ = layer(x)
+    first, s = layer(x[:, :T])
+    s = detach_state(s)
+    second, _ = layer(x[:, T:], state=s)
+    assert max_diff(torch.cat([first, second], 1), full) <= TOL  # values flow on
+    second.sum().backward()
+    assert x.grad[:, :T].abs().max() == 0  # ...but no gradient crosses the window
+    assert x.grad[:, T:].abs().max() > 0
+
+
+def test_bad_arguments_are_clear_errors():
+    layer = LSTM(I, H)
+    with pytest.raises(ValueError, match="seq_len"):
+        layer(torch.randn(B, I))
+    with pytest.raises(ValueError, match=r"lengths must lie in \[0, 9\]"):
+        layer(torch.randn(B, T, I), torch.tensor([10, 1, 1, 1, 1]))
+    with pytest.raises(ValueError, match="state"):
+        layer(torch.randn(B, T, I), state=torch.zeros(1, B, H))
+    with pytest.raises(ValueError, match="impl"):
+        GRU(I, H, impl="cuda")

@@ -1,0 +1,379 @@
+"""Recurrent layers: the time loop, ragged lengths, stacking and both directions.
+
+``RNN``, ``GRU`` and ``LSTM`` take ``(input_size, hidden_size, num_layers=1,
+bidirectional=False, dropout=0.0, impl="fused")``, are batch-first, and run
+``forward(x, lengths=None, state=None) -> (output, state)``:
+
+- ``x``: (B, T, I); ``lengths``: (B,) int, each in [0, T], or None (all T);
+- ``output``: (B, T, D*H), zero past each sequence's end;
+- ``state``: ``h`` (L*D, B, H) for RNN/GRU, ``(h, c)`` for LSTM, in torch's
+  layout (index ``layer * D + direction``), taken at each sequence's own last
+  step in the forward direction and at its first step in the backward one.
+
+The parameters are those of ``torch.nn.LSTM/GRU/RNN`` (the classes subclass
+``nn.RNNBase``), so a torch state_dict loads either way, and ``.cuda()``
+flattens the weights for cuDNN as torch does.
+
+Two implementations give the same numbers for the same weights:
+
+``impl="fused"`` (default) runs PyTorch's fused kernels (cuDNN on GPU, oneDNN
+or ATen on CPU). With equal lengths it is one call, exactly ``torch.nn.LSTM``.
+With ragged lengths it avoids ``pack_padded_sequence`` (whose step-by-step
+kernel runs 2.6-4.5x slower on CPU) and stays exact with one padded call per
+layer and direction:
+
+    forward direction      x:  a b c _ _        padding only ever follows real steps,
+                                                 so real outputs are exact
+    backward direction     x': c b a _ _        each sequence's valid part reversed,
+                                                 run forwards, outputs reversed back
+
+- outputs past the end are zeroed;
+- the final ``h`` is gathered from the output at step ``length - 1``;
+- the LSTM's final ``c`` is not in the output, so padded steps freeze it: the
+  input gets one extra column, 1 at padded steps, whose weight adds ``+BIG``
+  to the forget gate and ``-BIG`` to the input gate. Then ``f = σ(z + BIG)``
+  is exactly 1.0 and ``i`` exactly 0.0 in floating point, so
+  ``c_t = 1·c_{t-1} + 0·g = c_{t-1}`` bit for bit, and the gradient through
+  those steps is exactly that of the frozen cell (σ' = 0 there).
+
+``impl="cells"`` runs the cells of :mod:`textrnn.cells` in a Python loop over
+``x.unbind(1)`` (indexing ``x[:, t]`` would make the backward pass quadratic
+in T), with the input projection hoisted out of the loop. It is the readable
+reference path, slower; ``bench/layers.py`` says by how much.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from textrnn.cells import gru_recurrence, lstm_recurrence, rnn_recurrence
+
+State = Tensor | tuple[Tensor, Tensor]
+
+# The forget/input gate offset at padded steps. σ(±BIG + z) saturates to exactly
+# 1.0/0.0 in float16/32/64 whenever |z| < BIG - 800, i.e. for any sane model;
+# 1e4 is also representable in float16 and bfloat16 (autocast on GPU).
+BIG = 1.0e4
+
+IMPLS = ("fused", "cells")
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Emit a UserWarning the first time ``message`` is seen in this process."""
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def detach_state(state: State | None) -> State | None:
+    """Cut the autograd graph behind a carried state (truncated BPTT).
+
+    Between two windows of a long stream the values flow on but the gradient
+    stops, so memory and time per window stay constant.
+    """
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)
+    return state.detach()
+
+
+def reverse_index(lengths: Tensor, seq_len: int) -> Tensor:
+    """Index that reverses each sequence's valid part and leaves padding in place.
+
+    ``idx[b, t] = lengths[b] - 1 - t`` for ``t < lengths[b]``, else ``t``. It is
+    its own inverse, so the same gather maps outputs back.
+
+    Args:
+        lengths: (B,) long. seq_len: T.
+
+    Returns:
+        (B, T) long.
+    """
+    t = torch.arange(seq_len, device=lengths.device)  # (T,)
+    rev = lengths[:, None] - 1 - t[None, :]  # (B, T)
+    return torch.where(rev >= 0, rev, t.expand_as(rev))
+
+
+def _time_gather(x: Tensor, idx: Tensor) -> Tensor:
+    """``x[b, idx[b, t]]`` for (B, T, F) ``x`` and (B, T) ``idx``."""
+    return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+class _Recurrent(nn.RNNBase):
+    """Shared time loop, masking and direction handling; subclasses name the cell."""
+
+    def __init__(
+        self,
+        mode: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        impl: str = "fused",
+        bias: bool = True,
+    ) -> None:
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        super().__init__(
+            mode,
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=True,
+            dropout=dropout,
+            bidirectional=bidirectional,
+        )
+        self.impl = impl
+
+    # --- what each cell type supplies -------------------------------------------------
+    is_lstm = False
+
+    def _fused_call(self, x: Tensor, hx: State, weights: list[Tensor], num_layers: int,
+                    dropout: float, bidirectional: bool):
+        raise NotImplementedError
+
+    def _step(self, gi_t: Tensor, state: State, weight_hh: Tensor, bias_hh: Tensor | None):
+        raise NotImplementedError
+
+    # --- public -------------------------------------------------------------------------
+    def forward(
+        self, x: Tensor, lengths: Tensor | None = None, state: State | None = None
+    ) -> tuple[Tensor, State]:
+        """Run the layer over a batch.
+
+        Args:
+            x: (B, T, I) float.
+            lengths: (B,) integer tensor of valid lengths in [0, T], or None.
+            state: initial ``h`` (L*D, B, H), or ``(h, c)`` for the LSTM; zeros if None.
+
+        Returns:
+            output: (B, T, D*H), zero past each sequence's end.
+            state: final ``h`` or ``(h, c)``, each (L*D, B, H).
+        """
+        lengths = self._check(x, lengths, state)
+        if state is None:
+            h0 = x.new_zeros(self.num_layers * self.num_directions, x.shape[0], self.hidden_size)
+            state = (h0, h0.clone()) if self.is_lstm else h0
+        if self.impl == "fused":
+            try:
+                if lengths is None:
+                    return self._fused_call(
+                        x, state, self._flat_weights, self.num_layers, self.dropout,
+                        self.bidirectional,
+                    )
+                return self._run_per_direction(x, lengths, state, self._fused_direction)
+            except (RuntimeError, NotImplementedError) as e:
+                if "not implemented" not in str(e).lower() and "not supported" not in str(e):
+                    raise
+                warn_once(
+                    f"{type(self).__name__}: the fused kernel does not support this "
+                    f"configuration ({x.dtype} on {x.device.type}: {str(e).splitlines()[0]}); "
+                    "running the cells loop instead, which is slower"
+                )
+        return self._run_per_direction(x, lengths, state, self._cells_direction)
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", impl={self.impl!r}"
+
+    # --- internals ----------------------------------------------------------------------
+    def _check(self, x: Tensor, lengths: Tensor | None, state: State | None) -> Tensor | None:
+        name = type(self).__name__
+        if x.dim() != 3 or x.shape[2] != self.input_size:
+            raise ValueError(
+                f"{name} expects x of shape (batch, seq_len, {self.input_size}), "
+                f"got {tuple(x.shape)}"
+            )
+        B, T = x.shape[0], x.shape[1]
+        if state is not None:
+            parts = state if isinstance(state, tuple) else (state,)
+            want = (self.num_layers * self.num_directions, B, self.hidden_size)
+            n_parts = 2 if self.is_lstm else 1
+            if len(parts) != n_parts or any(tuple(p.shape) != want for p in parts):
+                kind = "(h, c)" if self.is_lstm else "h"
+                got = [tuple(p.shape) for p in parts]
+                raise ValueError(f"{name} expects state {kind} with shape {want} each, got {got}")
+        if lengths is None:
+            return None
+        if lengths.shape != (B,) or lengths.dtype.is_floating_point:
+            raise ValueError(f"{name} expects integer lengths of shape ({B},), got "
+                             f"{lengths.dtype} {tuple(lengths.shape)}")
+        lengths = lengths.to(device=x.device, dtype=torch.long)
+        lo, hi = int(lengths.min()), int(lengths.max())
+        if lo < 0 or hi > T:
+            raise ValueError(f"{name}: lengths must lie in [0, {T}], got min {lo} max {hi}")
+        return None if lo == T else lengths  # all full: the plain fused call is exact
+
+    def _weights(self, layer: int, direction: int) -> list[Tensor]:
+        sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
+        return [getattr(self, n + sfx) for n in names]
+
+    def _run_per_direction(self, x: Tensor, lengths: Tensor | None, state: State, run_direction):
+        """Loop over layers and directions; ``run_direction`` runs one of them forwards."""
+        T = x.shape[1]
+        valid = None if lengths is None else torch.arange(T, device=x.device) < lengths[:, None]
+        rev = reverse_index(lengths, T) if lengths is not None else None
+        h0, c0 = state if self.is_lstm else (state, None)
+        h_n, c_n = [], []
+        layer_input = x  # (B, T, I) then (B, T, D*H)
+        for layer in range(self.num_layers):
+            outputs = []
+            for d in range(self.num_directions):
+                k = layer * self.num_directions + d
+                inp = layer_input
+                if d == 1:
+                    inp = layer_input.flip(1) if rev is None else _time_gather(layer_input, rev)
+                s0 = (h0[k], c0[k]) if self.is_lstm else h0[k]
+                out, s = run_direction(inp, valid, lengths, s0, self._weights(layer, d))
+                if d == 1:
+                    out = out.flip(1) if rev is None else _time_gather(out, rev)
+                outputs.append(out)  # (B, T, H)
+                h_n.append(s[0] if self.is_lstm else s)
+                if self.is_lstm:
+                    c_n.append(s[1])
+            layer_input = torch.cat(outputs, -1) if len(outputs) > 1 else outputs[0]
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+        h_n = torch.stack(h_n)  # (L*D, B, H)
+        return layer_input, ((h_n, torch.stack(c_n)) if self.is_lstm else h_n)
+
+    def _fused_direction(self, x, valid, lengths, s0, weights):
+        """One direction of one layer with the fused kernel on a padded, ragged batch."""
+        pad = (~valid).to(x.dtype).unsqueeze(-1)  # (B, T, 1): 1 at padded steps
+        if self.is_lstm:
+            # Freeze c at padded steps: +BIG on the forget gate, -BIG on the input gate.
+            H = self.hidden_size
+            col = x.new_zeros(4 * H, 1)  # (4H, 1), gate rows i, f, g, o
+            col[:H] = -BIG
+            col[H : 2 * H] = BIG
+            x = torch.cat([x, pad], -1)  # (B, T, I + 1)
+            weights = [torch.cat([weights[0], col], 1)] + weights[1:]
+            hx = (s0[0].unsqueeze(0), s0[1].unsqueeze(0))
+        else:
+            hx = s0.unsqueeze(0)
+        with warnings.catch_warnings():
+            # cuDNN notes that per-direction weights are not one flat buffer; expected here.
+            warnings.filterwarnings("ignore", message="RNN module weights are not part")
+            out, state = self._fused_call(x, hx, weights, 1, 0.0, False)
+        out = out * (1 - pad)  # (B, T, H), zero past the end
+        h_last = _last_valid(out, lengths, s0[0] if self.is_lstm else s0)  # (B, H)
+        return out, ((h_last, state[1][0]) if self.is_lstm else h_last)
+
+    def _cells_direction(self, x, valid, lengths, s0, weights):
+        """One direction of one layer, step by step with the cell's recurrence."""
+        w_ih, w_hh = weights[0], weights[1]
+        b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
+        gi = F.linear(x, w_ih, b_ih)  # (B, T, G*H): input part of every gate, hoisted
+        state, outputs = s0, []
+        steps = gi.unbind(1)
+        masks = valid.unbind(1) if valid is not None else [None] * len(steps)
+        for gi_t, m_t in zip(steps, masks, strict=True):
+            new = self._step(gi_t, state, w_hh, b_hh)
+            h_new = new[0] if self.is_lstm else new  # (B, H)
+            if m_t is None:
+                state = new
+                outputs.append(h_new)
+                continue
+            m = m_t.unsqueeze(1)  # (B, 1): keep the old state past the end
+            if self.is_lstm:
+                state = (torch.where(m, new[0], state[0]), torch.where(m, new[1], state[1]))
+            else:
+                state = torch.where(m, new, state)
+            outputs.append(torch.where(m, h_new, 0.0))
+        if not outputs:
+            return x.new_zeros(x.shape[0], 0, self.hidden_size), s0
+        return torch.stack(outputs, 1), state  # (B, T, H)
+
+
+def _last_valid(out: Tensor, lengths: Tensor, h0: Tensor) -> Tensor:
+    """``out[b, lengths[b] - 1]``, or ``h0[b]`` for an empty sequence. (B, T, H) -> (B, H)."""
+    idx = (lengths - 1).clamp(min=0)  # (B,)
+    h = out[torch.arange(out.shape[0], device=out.device), idx]  # (B, H)
+    return torch.where((lengths > 0).unsqueeze(1), h, h0)
+
+
+class LSTM(_Recurrent):
+    """Stacked, optionally bidirectional LSTM layer (cell: :class:`textrnn.LSTMCell`).
+
+    Args:
+        input_size: I. hidden_size: H. num_layers: L stacked layers.
+        bidirectional: D = 2 directions when True, outputs concatenated (B, T, 2H).
+        dropout: on the outputs of every layer but the last, in training.
+        impl: "fused" (PyTorch's kernels) or "cells" (our cells in a loop).
+        bias: learn ``b_ih`` and ``b_hh``.
+    """
+
+    is_lstm = True
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, impl: str = "fused",
+                 bias: bool = True) -> None:
+        super().__init__("LSTM", input_size, hidden_size, num_layers, bidirectional, dropout,
+                         impl, bias)
+
+    def _fused_call(self, x, hx, weights, num_layers, dropout, bidirectional):
+        out, h, c = torch.lstm(x, hx, weights, self.bias, num_layers, dropout, self.training,
+                               bidirectional, True)
+        return out, (h, c)
+
+    def _step(self, gi_t, state, weight_hh, bias_hh):
+        return lstm_recurrence(gi_t, state[0], state[1], weight_hh, bias_hh)
+
+
+class GRU(_Recurrent):
+    """Stacked, optionally bidirectional GRU layer (cell: :class:`textrnn.GRUCell`).
+
+    Arguments as for :class:`LSTM`; the state is ``h`` alone.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, impl: str = "fused",
+                 bias: bool = True) -> None:
+        super().__init__("GRU", input_size, hidden_size, num_layers, bidirectional, dropout,
+                         impl, bias)
+
+    def _fused_call(self, x, hx, weights, num_layers, dropout, bidirectional):
+        return torch.gru(x, hx, weights, self.bias, num_layers, dropout, self.training,
+                         bidirectional, True)
+
+    def _step(self, gi_t, state, weight_hh, bias_hh):
+        return gru_recurrence(gi_t, state, weight_hh, bias_hh)
+
+
+class RNN(_Recurrent):
+    """Stacked, optionally bidirectional Elman RNN layer (cell: :class:`textrnn.RNNCell`).
+
+    Arguments as for :class:`LSTM`, plus ``nonlinearity`` "tanh" or "relu".
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, impl: str = "fused",
+                 nonlinearity: str = "tanh", bias: bool = True) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__("RNN_" + nonlinearity.upper(), input_size, hidden_size, num_layers,
+                         bidirectional, dropout, impl, bias)
+
+    def _fused_call(self, x, hx, weights, num_layers, dropout, bidirectional):
+        kernel = torch.rnn_tanh if self.nonlinearity == "tanh" else torch.rnn_relu
+        return kernel(x, hx, weights, self.bias, num_layers, dropout, self.training,
+                      bidirectional, True)
+
+    def _step(self, gi_t, state, weight_hh, bias_hh):
+        return rnn_recurrence(gi_t, state, weight_hh, bias_hh, self.nonlinearity)
+
+
+LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
