@@ -63,16 +63,21 @@ def max_diff(a, b):
 
 RAGGED = torch.tensor([9, 3, 7, 1, 5])
 GRID = list(itertools.product(KINDS, [1, 2, 3], [False, True], ["fused", "cells"]))
+# On a GPU machine the same parity runs through cuDNN too.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.mark.parametrize("kind,num_layers,bidirectional,impl", GRID)
 @pytest.mark.parametrize("ragged", [False, True])
-def test_layer_matches_torch(kind, num_layers, bidirectional, impl, ragged):
+@pytest.mark.parametrize("device", DEVICES)
+def test_layer_matches_torch(kind, num_layers, bidirectional, impl, ragged, device):
     ours, ref = make(kind, num_layers, bidirectional, impl)
+    ours, ref = ours.to(device), ref.to(device)
     lengths = RAGGED if ragged else None
-    x = torch.randn(B, T, I, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(B, T, I, dtype=torch.float64, device=device, requires_grad=True)
     x_ref = x.detach().clone().requires_grad_()
     s0 = init_state(kind, num_layers, bidirectional)
+    s0 = tuple(s.to(device) for s in s0) if isinstance(s0, tuple) else s0.to(device)
 
     out, state = ours(x, lengths=lengths, state=s0)
     ref_out, ref_state = torch_run(ref, x_ref, lengths, s0)
