@@ -70,7 +70,9 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 @pytest.mark.parametrize("kind,num_layers,bidirectional,impl", GRID)
 @pytest.mark.parametrize("ragged", [False, True])
 @pytest.mark.parametrize("device", DEVICES)
-def test_layer_matches_torch(kind, num_layers, bidirectional, impl, ragged, device):
+@pytest.mark.parametrize("start", ["given", "zero"])
+def test_layer_matches_torch(kind, num_layers, bidirectional, impl, ragged, device, start):
+    """A zero start takes the one-call bidirectional path; a given state does not."""
     ours, ref = make(kind, num_layers, bidirectional, impl)
     ours, ref = ours.to(device), ref.to(device)
     lengths = RAGGED if ragged else None
@@ -78,6 +80,8 @@ def test_layer_matches_torch(kind, num_layers, bidirectional, impl, ragged, devi
     x_ref = x.detach().clone().requires_grad_()
     s0 = init_state(kind, num_layers, bidirectional)
     s0 = tuple(s.to(device) for s in s0) if isinstance(s0, tuple) else s0.to(device)
+    if start == "zero":
+        s0 = None
 
     out, state = ours(x, lengths=lengths, state=s0)
     ref_out, ref_state = torch_run(ref, x_ref, lengths, s0)
@@ -94,14 +98,17 @@ def test_layer_matches_torch(kind, num_layers, bidirectional, impl, ragged, devi
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_fused_and_cells_agree_with_empty_sequences(kind, bidirectional):
+@pytest.mark.parametrize("start", ["given", "zero"])
+def test_fused_and_cells_agree_with_empty_sequences(kind, bidirectional, start):
     """Length 0 is allowed (torch's packing refuses it): zero output, state = initial state."""
     fused, _ = make(kind, 2, bidirectional, "fused")
     cells, _ = make(kind, 2, bidirectional, "cells")
     x = torch.randn(B, T, I, dtype=torch.float64)
     lengths = torch.tensor([0, 4, 9, 0, 2])
     s0 = init_state(kind, 2, bidirectional)
-    out_f, s_f = fused(x, lengths, s0)
+    if start == "zero":
+        s0 = tuple(torch.zeros_like(s) for s in s0) if kind == "lstm" else torch.zeros_like(s0)
+    out_f, s_f = fused(x, lengths, None if start == "zero" else s0)
     out_c, s_c = cells(x, lengths, s0)
     assert max_diff(out_f, out_c) <= TOL and max_diff(s_f, s_c) <= TOL
     assert out_f[0].abs().max() == 0 and out_f[3].abs().max() == 0

@@ -36,6 +36,15 @@ layer and direction:
   ``c_t = 1·c_{t-1} + 0·g = c_{t-1}`` bit for bit, and the gradient through
   those steps is exactly that of the frozen cell (σ' = 0 there).
 
+From a zero start state (the usual case), the same column lets one
+*bidirectional* fused call serve both directions, although its backward
+direction meets the padding first: it stays exactly at zero there. For the
+LSTM, ``c`` stays 0 and ``h = o ⊙ tanh(0) = 0``; for the GRU, ``+BIG`` on the
+update gate gives ``z = 1`` and ``h' = (1 - z) ⊙ n + z ⊙ 0 = 0``. (From a
+non-zero state the GRU kernel's ``n + z ⊙ (h - n)`` drifts by an ulp per
+step, so a given state takes one call per direction.) The plain RNN has no
+gate to freeze and always runs its directions separately.
+
 ``impl="cells"`` runs the cells of :mod:`textrnn.cells` in a Python loop over
 ``x.unbind(1)`` (indexing ``x[:, t]`` would make the backward pass quadratic
 in T), with the input projection hoisted out of the loop. It is the readable
@@ -159,6 +168,7 @@ class _Recurrent(nn.RNNBase):
             state: final ``h`` or ``(h, c)``, each (L*D, B, H).
         """
         lengths = self._check(x, lengths, state)
+        zero_start = state is None
         if state is None:
             h0 = x.new_zeros(self.num_layers * self.num_directions, x.shape[0], self.hidden_size)
             state = (h0, h0.clone()) if self.is_lstm else h0
@@ -169,7 +179,11 @@ class _Recurrent(nn.RNNBase):
                         x, state, self._flat_weights, self.num_layers, self.dropout,
                         self.bidirectional,
                     )
-                return self._run_per_direction(x, lengths, state, self._fused_direction)
+                joint = self.bidirectional and zero_start and self._pad_column(x) is not None
+                return self._run_per_direction(
+                    x, lengths, state, self._fused_direction,
+                    self._fused_both_directions if joint else None,
+                )
             except (RuntimeError, NotImplementedError) as e:
                 if "not implemented" not in str(e).lower() and "not supported" not in str(e):
                     raise
@@ -220,8 +234,12 @@ class _Recurrent(nn.RNNBase):
         names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
         return [getattr(self, n + sfx) for n in names]
 
-    def _run_per_direction(self, x: Tensor, lengths: Tensor | None, state: State, run_direction):
-        """Loop over layers and directions; ``run_direction`` runs one of them forwards."""
+    def _run_per_direction(self, x: Tensor, lengths: Tensor | None, state: State, run_direction,
+                           run_both=None):
+        """Loop over layers and directions; ``run_direction`` runs one of them forwards.
+
+        ``run_both``, when given, runs both directions of a layer in one call instead.
+        """
         T = x.shape[1]
         valid = None if lengths is None else torch.arange(T, device=x.device) < lengths[:, None]
         rev = reverse_index(lengths, T) if lengths is not None else None
@@ -230,7 +248,16 @@ class _Recurrent(nn.RNNBase):
         layer_input = x  # (B, T, I) then (B, T, D*H)
         for layer in range(self.num_layers):
             outputs = []
-            for d in range(self.num_directions):
+            if run_both is not None:
+                k = 2 * layer
+                s0 = ((h0[k : k + 2], c0[k : k + 2]) if self.is_lstm else h0[k : k + 2])
+                out, s = run_both(layer_input, valid, lengths, s0,
+                                  self._weights(layer, 0) + self._weights(layer, 1))
+                outputs.append(out)  # (B, T, 2H)
+                h_n.extend(s[0].unbind(0) if self.is_lstm else s.unbind(0))
+                if self.is_lstm:
+                    c_n.extend(s[1].unbind(0))
+            for d in range(self.num_directions if run_both is None else 0):
                 k = layer * self.num_directions + d
                 inp = layer_input
                 if d == 1:
@@ -249,27 +276,59 @@ class _Recurrent(nn.RNNBase):
         h_n = torch.stack(h_n)  # (L*D, B, H)
         return layer_input, ((h_n, torch.stack(c_n)) if self.is_lstm else h_n)
 
-    def _fused_direction(self, x, valid, lengths, s0, weights):
-        """One direction of one layer with the fused kernel on a padded, ragged batch."""
-        pad = (~valid).to(x.dtype).unsqueeze(-1)  # (B, T, 1): 1 at padded steps
-        if self.is_lstm:
-            # Freeze c at padded steps: +BIG on the forget gate, -BIG on the input gate.
-            H = self.hidden_size
-            col = x.new_zeros(4 * H, 1)  # (4H, 1), gate rows i, f, g, o
+    def _pad_column(self, x: Tensor) -> Tensor | None:
+        """The weight column that freezes the state at padded steps, or None (plain RNN).
+
+        Returns:
+            (G*H, 1): ``-BIG`` on the LSTM's input gate and ``+BIG`` on its forget
+            gate (rows i, f, g, o); ``+BIG`` on the GRU's update gate (rows r, z, n).
+        """
+        H = self.hidden_size
+        if self.mode == "LSTM":
+            col = x.new_zeros(4 * H, 1)
             col[:H] = -BIG
             col[H : 2 * H] = BIG
+            return col
+        if self.mode == "GRU":
+            col = x.new_zeros(3 * H, 1)
+            col[H : 2 * H] = BIG
+            return col
+        return None
+
+    def _fused_padded(self, x, valid, hx, weights, bidirectional, freeze):
+        """The fused kernel over a padded batch; ``freeze`` adds the pad column (see above)."""
+        pad = (~valid).to(x.dtype).unsqueeze(-1)  # (B, T, 1): 1 at padded steps
+        if freeze:
+            col = self._pad_column(x)
             x = torch.cat([x, pad], -1)  # (B, T, I + 1)
-            weights = [torch.cat([weights[0], col], 1)] + weights[1:]
-            hx = (s0[0].unsqueeze(0), s0[1].unsqueeze(0))
-        else:
-            hx = s0.unsqueeze(0)
+            per_dir = len(weights) // (2 if bidirectional else 1)
+            weights = [torch.cat([w, col], 1) if i % per_dir == 0 else w
+                       for i, w in enumerate(weights)]
         with warnings.catch_warnings():
-            # cuDNN notes that per-direction weights are not one flat buffer; expected here.
+            # cuDNN notes that per-layer weights are not one flat buffer; expected here.
             warnings.filterwarnings("ignore", message="RNN module weights are not part")
-            out, state = self._fused_call(x, hx, weights, 1, 0.0, False)
-        out = out * (1 - pad)  # (B, T, H), zero past the end
+            out, state = self._fused_call(x, hx, weights, 1, 0.0, bidirectional)
+        return out * (1 - pad), state  # outputs zero past the end
+
+    def _fused_direction(self, x, valid, lengths, s0, weights):
+        """One direction of one layer with the fused kernel on a padded, ragged batch."""
+        hx = (s0[0].unsqueeze(0), s0[1].unsqueeze(0)) if self.is_lstm else s0.unsqueeze(0)
+        out, state = self._fused_padded(x, valid, hx, weights, False, freeze=self.is_lstm)
         h_last = _last_valid(out, lengths, s0[0] if self.is_lstm else s0)  # (B, H)
         return out, ((h_last, state[1][0]) if self.is_lstm else h_last)
+
+    def _fused_both_directions(self, x, valid, lengths, s0, weights):
+        """Both directions of one layer in one bidirectional fused call, from a zero state.
+
+        Returns:
+            output (B, T, 2H) and the final state, each part (2, B, H).
+        """
+        out, state = self._fused_padded(x, valid, s0, weights, True, freeze=True)
+        h = state[0] if self.is_lstm else state  # backward direction exact
+        h0_fwd = s0[0][0] if self.is_lstm else s0[0]
+        h_fwd = _last_valid(out[..., : self.hidden_size], lengths, h0_fwd)  # (B, H)
+        h = torch.stack([h_fwd, h[1]])  # (2, B, H)
+        return out, ((h, state[1]) if self.is_lstm else h)  # LSTM: forward c frozen
 
     def _cells_direction(self, x, valid, lengths, s0, weights):
         """One direction of one layer, step by step with the cell's recurrence."""
