@@ -7,6 +7,7 @@ Ragged batches are checked against torch's packed run, the exact reference for
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import pytest
 import torch
@@ -191,3 +192,36 @@ def test_bad_arguments_are_clear_errors():
         layer(torch.randn(B, T, I), state=torch.zeros(1, B, H))
     with pytest.raises(ValueError, match="impl"):
         GRU(I, H, impl="cuda")
+
+
+def test_unsupported_fused_configuration_warns_once_and_runs_cells(monkeypatch):
+    """Never a silent fallback: one warning, then the cells loop gives the same numbers."""
+    import textrnn.layers as layers_mod
+
+    fused, _ = make("gru", 1, False, "fused")
+    cells, _ = make("gru", 1, False, "cells")
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError('"gru_cell" not implemented for this dtype')
+
+    monkeypatch.setattr(fused, "_fused_call", refuse)
+    monkeypatch.setattr(layers_mod, "_warned", set())
+    x = torch.randn(B, T, I, dtype=torch.float64)
+    with pytest.warns(UserWarning, match="fused kernel does not support"):
+        out, h = fused(x, RAGGED)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second call must not warn again
+        out2, _ = fused(x, RAGGED)
+    ref, ref_h = cells(x, RAGGED)
+    assert torch.equal(out, ref) and torch.equal(h, ref_h) and torch.equal(out2, ref)
+
+
+def test_other_runtime_errors_are_not_swallowed(monkeypatch):
+    fused, _ = make("lstm", 1, False, "fused")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(fused, "_fused_call", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        fused(torch.randn(B, T, I, dtype=torch.float64))
