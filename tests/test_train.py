@@ -1,0 +1,213 @@
+"""Tests for textrnn.train.fit (on a tiny char LM) and the LM contract it relies on."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+import torch
+
+from textrnn import checkpoint
+from textrnn.errors import TextrnnError
+from textrnn.train import TrainConfig, fit, resolve_device, to_device
+
+METRIC_KEYS = {"step", "epoch", "train_loss", "val_loss", "val_ppl", "val_bpc", "elapsed", "lr"}
+
+
+def _cfg(**overrides) -> TrainConfig:
+    base = {"epochs": 50, "lr": 1e-2, "eval_every": 5, "device": "cpu", "seed": 7}
+    return TrainConfig(**{**base, **overrides})
+
+
+def _records(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_loss_goes_down(make_tiny_lm, run_dir) -> None:
+    model, vocabs, train, val = make_tiny_lm(dropout=0.0)
+    before = model.evaluate(train)["val_loss"]
+    fit(model, train, val, _cfg(max_steps=60, eval_every=20), run_dir, "lm", vocabs)
+    after = model.evaluate(train)["val_loss"]
+    assert after < before - 1.0, (before, after)
+
+
+def test_metrics_curves_and_checkpoints_written(make_tiny_lm, run_dir) -> None:
+    model, vocabs, train, val = make_tiny_lm()
+    result = fit(model, train, val, _cfg(max_steps=20, eval_every=5), run_dir, "lm", vocabs)
+    records = _records(run_dir)
+    assert [r["step"] for r in records] == [5, 10, 15, 20]
+    assert all(set(r) == METRIC_KEYS for r in records)
+    assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    best_value = min(r["val_loss"] for r in records)
+    assert result["best_value"] == best_value
+    best = checkpoint.load(run_dir / "best.pt")
+    assert best.metrics["val_loss"] == best_value
+    last = checkpoint.load(run_dir / "last.pt")
+    assert last.step == 20 and last.metrics["val_loss"] == records[-1]["val_loss"]
+    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # no temp files
+
+
+def test_max_steps_respected(make_tiny_lm, run_dir) -> None:
+    model, vocabs, train, val = make_tiny_lm()
+    result = fit(model, train, val, _cfg(max_steps=7, eval_every=5), run_dir, "lm", vocabs)
+    assert result["step"] == 7
+    # Step 5 on schedule, and a last evaluation where max_steps stopped the run.
+    assert [r["step"] for r in _records(run_dir)] == [5, 7]
+    raw = checkpoint.read(run_dir / "last.pt")
+    assert (raw["step"], raw["epoch"], raw["batch_in_epoch"]) == (7, 0, 7)
+
+
+def test_eval_every_zero_evaluates_at_each_epoch_end(make_tiny_lm, run_dir) -> None:
+    model, vocabs, train, val = make_tiny_lm()
+    fit(model, train, val, _cfg(epochs=2, eval_every=0), run_dir, "lm", vocabs)
+    records = _records(run_dir)
+    assert [(r["step"], r["epoch"]) for r in records] == [(len(train), 1), (2 * len(train), 2)]
+
+
+def test_fresh_run_replaces_old_metrics(make_tiny_lm, run_dir) -> None:
+    for _ in range(2):
+        model, vocabs, train, val = make_tiny_lm()
+        fit(model, train, val, _cfg(max_steps=5), run_dir, "lm", vocabs)
+    assert len(_records(run_dir)) == 1
+
+
+class _Interrupting:
+    """Batches of ``data``; before batch ``at`` it calls ``action`` (once)."""
+
+    def __init__(self, data, at: int, action) -> None:
+        self.data, self.at, self.action = data, at, action
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self):
+        for i, batch in enumerate(self.data):
+            if i == self.at and self.action is not None:
+                action, self.action = self.action, None
+                action()
+            yield batch
+
+
+def _raise_keyboard_interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+def test_keyboard_interrupt_saves_last(make_tiny_lm, run_dir) -> None:
+    model, vocabs, train, val = make_tiny_lm()
+    data = _Interrupting(train, at=3, action=_raise_keyboard_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, data, val, _cfg(eval_every=100), run_dir, "lm", vocabs)
+    raw = checkpoint.read(run_dir / "last.pt")
+    assert (raw["step"], raw["batch_in_epoch"]) == (3, 3)
+    assert not (run_dir / "metrics.jsonl").exists()  # no evaluation ran; nothing else written
+
+
+def test_ctrl_c_stops_at_a_step_boundary_and_resumes_exactly(make_tiny_lm, tmp_path) -> None:
+    model, vocabs, train, val = make_tiny_lm()
+    fit(model, train, val, _cfg(max_steps=12, eval_every=100), tmp_path / "a", "lm", vocabs)
+
+    # A real SIGINT arrives while batch 4 is being fetched: the step finishes, then fit saves.
+    stopped, vocabs, train, val = make_tiny_lm()
+    data = _Interrupting(train, at=4, action=lambda: signal.raise_signal(signal.SIGINT))
+    with pytest.raises(KeyboardInterrupt):
+        fit(stopped, data, val, _cfg(max_steps=12, eval_every=100), tmp_path / "b", "lm", vocabs)
+    assert checkpoint.read(tmp_path / "b" / "last.pt")["step"] == 5
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+    resumed, vocabs, train, val = make_tiny_lm()
+    fit(
+        resumed,
+        train,
+        val,
+        _cfg(max_steps=12, eval_every=100),
+        tmp_path / "b",
+        "lm",
+        vocabs,
+        resume=True,
+    )
+    for (name, p), q in zip(model.named_parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(p, q), name
+
+
+def test_resume_without_checkpoint_is_an_error(make_tiny_lm, run_dir) -> None:
+    model, vocabs, train, val = make_tiny_lm()
+    with pytest.raises(TextrnnError, match="last.pt"):
+        fit(model, train, val, _cfg(max_steps=2), run_dir, "lm", vocabs, resume=True)
+
+
+def test_linear_schedule_decays_lr_to_zero(make_tiny_lm, run_dir) -> None:
+    model, vocabs, train, val = make_tiny_lm()
+    fit(model, train, val, _cfg(max_steps=10, schedule="linear"), run_dir, "lm", vocabs)
+    lrs = [r["lr"] for r in _records(run_dir)]
+    assert lrs[0] == pytest.approx(0.5e-2) and lrs[-1] == 0.0
+
+
+def test_to_device_moves_nested_tensors_only() -> None:
+    batch = {"x": torch.ones(2), "pair": (torch.zeros(1), [torch.ones(1)]), "reset": True}
+    moved = to_device(batch, torch.device("cpu"))
+    assert moved["reset"] is True and isinstance(moved["pair"], tuple)
+    assert torch.equal(moved["pair"][1][0], torch.ones(1))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_gpu_is_a_user_error() -> None:
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(TextrnnError, match="CUDA is not available"):
+        resolve_device("cuda")
+
+
+# --- the language model's side of the contract ------------------------------------------
+
+
+def test_lm_carries_state_across_windows_and_resets(make_tiny_lm) -> None:
+    model, _, train, _ = make_tiny_lm(dropout=0.0)
+    first, second = list(train)[:2]
+    model.loss(first)
+    carried = model.state[0].clone()
+    model.loss(second)
+    assert not torch.equal(model.state[0], carried)  # moved on from the carried state
+    assert not model.state[0].requires_grad  # detached: gradients stop at the window edge
+    fresh = model.loss(first)
+    model.state = None
+    assert torch.equal(fresh, model.loss(first))  # reset=True ignores the carried state
+
+
+def test_lm_evaluate_keys_and_bpc(make_tiny_lm) -> None:
+    model, _, _, val = make_tiny_lm()
+    metrics = model.evaluate(val)
+    assert set(metrics) == {"val_loss", "val_ppl", "val_bpc"}
+    assert metrics["val_bpc"] == pytest.approx(metrics["val_loss"] / 0.6931471805599453)
+    assert model.training  # evaluate restores the mode
+
+
+def test_lm_sample_is_reproducible_with_a_generator(make_tiny_lm) -> None:
+    model, _, _, _ = make_tiny_lm()
+    one = model.sample(
+        [5, 6], 20, temperature=0.9, top_k=5, generator=torch.Generator().manual_seed(3)
+    )
+    two = model.sample(
+        [5, 6], 20, temperature=0.9, top_k=5, generator=torch.Generator().manual_seed(3)
+    )
+    assert one == two and len(one) == 20
+    assert model.sample([5], 10, temperature=0) == model.sample([5], 10, temperature=0)
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_lm_trains_with_every_cell(make_tiny_lm, run_dir, cell: str) -> None:
+    model, vocabs, train, val = make_tiny_lm(cell=cell, num_layers=1)
+    result = fit(model, train, val, _cfg(max_steps=3), run_dir, "lm", vocabs)
+    assert result["step"] == 3
+
+
+def test_train_config_rejects_unknown_choices() -> None:
+    with pytest.raises(ValueError, match="best_mode"):
+        TrainConfig(best_mode="lowest")
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="cosine")
+
+
+def test_unknown_best_metric_is_a_clear_error(make_tiny_lm, run_dir) -> None:
+    model, vocabs, train, val = make_tiny_lm()
+    with pytest.raises(TextrnnError, match="'val_acc' is not among"):
+        fit(model, train, val, _cfg(max_steps=2, best_metric="val_acc"), run_dir, "lm", vocabs)

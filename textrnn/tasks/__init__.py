@@ -1,0 +1,29 @@
+"""Per-task glue between the command line and the library: one object per task.
+
+The CLI loops over :data:`TASKS` to build its ``train <task>`` subcommands and
+dispatches ``eval``/``sample`` on a checkpoint's ``task``, so adding a task means
+adding one entry here (and its model in :data:`textrnn.models.MODELS`), never
+editing an ``if`` chain. Each task object provides:
+
+- ``help``: one line for ``textrnn train --help``;
+- ``best_metric``, ``best_mode``: the ``evaluate()`` key that picks ``best.pt``,
+  and ``"min"`` or ``"max"``;
+- ``add_train_args(parser)``: its own flags (the CLI adds the common ones:
+  ``--data --out --epochs --max-steps --device --seed --resume --eval-every
+  --lr --batch-size``, ...);
+- ``build(args) -> (model, vocabs, train_data, val_data)``: read the files,
+  build the vocabularies from the training split only, make the batches and
+  the model (seeded with ``args.seed``);
+- ``add_eval_args(group)``: flags for ``textrnn eval``. All tasks share the one
+  ``eval`` parser, so pick names no other task uses with another meaning;
+- ``evaluate(bundle, args) -> dict`` and ``format_eval(results) -> str``;
+- optionally ``sample(bundle, args) -> str`` for ``textrnn sample``.
+"""
+
+from textrnn.tasks.lm import LMTask
+
+TASKS = {
+    "lm": LMTask(),
+}
+
+__all__ = ["TASKS"]

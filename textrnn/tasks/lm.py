@@ -1,0 +1,199 @@
+"""The ``lm`` task: train, evaluate and sample a language model on a plain text file."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+import torch
+
+from textrnn.checkpoint import Bundle
+from textrnn.data.text import StreamBatches, detokenize, read_text, tokenize_lines
+from textrnn.errors import DataError
+from textrnn.models.lm import LAYERS, LanguageModel, LMConfig
+from textrnn.tokenize import TOKENIZERS
+from textrnn.train import to_device
+from textrnn.vocab import Vocab
+
+_DEFAULTS = {f.name: f.default for f in fields(LMConfig) if f.name != "vocab_size"}
+VALID_FRACTION = 0.1  # without --valid, the last 10% of the lines of --data are held out
+
+
+def _batches(ids: list[int], batch_size: int, bptt: int, path: str) -> StreamBatches:
+    try:
+        return StreamBatches(torch.tensor(ids, dtype=torch.long), batch_size, bptt)
+    except ValueError as err:
+        raise DataError(str(err), path=path) from None
+
+
+def _eval_batch_size(n_tokens: int, batch_size: int, bptt: int) -> int:
+    """Up to ``batch_size`` rows, but few enough that each row holds a full window."""
+    return max(1, min(batch_size, n_tokens // (bptt + 1)))
+
+
+class LMTask:
+    """Next-token prediction over one continuous text (truncated BPTT)."""
+
+    help = "language model on a UTF-8 text file (char or word level)"
+    best_metric, best_mode = "val_loss", "min"
+
+    def add_train_args(self, parser: argparse.ArgumentParser) -> None:
+        """Add the model and data flags of ``train lm``."""
+        d = _DEFAULTS
+        parser.add_argument(
+            "--valid",
+            metavar="FILE",
+            help="validation text (default: the last 10%% of the lines of --data)",
+        )
+        parser.add_argument(
+            "--level",
+            choices=("char", "word"),
+            default=d["level"],
+            help="tokenize into characters or words (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--cell",
+            choices=sorted(LAYERS),
+            default=d["cell"],
+            help="recurrent cell (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--embedding-size",
+            type=int,
+            default=d["embedding_size"],
+            help="token embedding width (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--hidden-size",
+            type=int,
+            default=d["hidden_size"],
+            help="recurrent state width (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--num-layers",
+            type=int,
+            default=d["num_layers"],
+            help="stacked recurrent layers (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--dropout",
+            type=float,
+            default=d["dropout"],
+            help="dropout rate (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--tie-weights",
+            action="store_true",
+            help="share embedding and output weights (needs equal sizes)",
+        )
+        parser.add_argument(
+            "--impl",
+            choices=("fused", "cells"),
+            default=d["impl"],
+            help="fused kernels or the readable cell loop (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--bptt",
+            type=int,
+            default=128,
+            help="truncated-BPTT window length (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--min-count",
+            type=int,
+            default=1,
+            help="drop tokens seen fewer times in training (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--max-vocab",
+            type=int,
+            default=None,
+            help="keep at most this many most frequent tokens (default: all)",
+        )
+
+    def build(self, args: argparse.Namespace):
+        """Read the text, build the vocabulary from the training part only, batch, make the model.
+
+        Returns:
+            ``(model, {"tokens": vocab}, train_batches, val_batches)``.
+        """
+        text = read_text(args.data)
+        if args.valid:
+            train_text, val_text, val_path = text, read_text(args.valid), args.valid
+        else:
+            lines = text.splitlines(keepends=True)
+            cut = len(lines) - max(1, int(len(lines) * VALID_FRACTION))
+            if cut < 1:
+                raise DataError(
+                    "need at least 2 lines to hold some out for validation (or pass --valid)",
+                    path=args.data,
+                )
+            train_text, val_text, val_path = "".join(lines[:cut]), "".join(lines[cut:]), args.data
+        train_tokens = tokenize_lines(train_text, args.level)
+        vocab = Vocab.from_tokens([train_tokens], min_count=args.min_count, max_size=args.max_vocab)
+        val_ids = vocab.encode(tokenize_lines(val_text, args.level))
+        train_data = _batches(vocab.encode(train_tokens), args.batch_size, args.bptt, args.data)
+        val_batch_size = _eval_batch_size(len(val_ids), args.batch_size, args.bptt)
+        val_data = _batches(val_ids, val_batch_size, args.bptt, val_path)
+        config = LMConfig(
+            vocab_size=len(vocab),
+            level=args.level,
+            cell=args.cell,
+            embedding_size=args.embedding_size,
+            hidden_size=args.hidden_size,
+            num_layers=args.num_layers,
+            dropout=args.dropout,
+            tie_weights=args.tie_weights,
+            impl=args.impl,
+        )
+        torch.manual_seed(args.seed)  # the initial weights depend on --seed only
+        try:
+            model = LanguageModel(config)
+        except ValueError as err:
+            raise DataError(f"bad model settings: {err}") from None
+        return model, {"tokens": vocab}, train_data, val_data
+
+    def add_eval_args(self, group: argparse._ArgumentGroup) -> None:
+        """Add the ``eval`` flags for language-model checkpoints."""
+        group.add_argument(
+            "--bptt",
+            type=int,
+            default=128,
+            help="lm: window length the text is read in (default: %(default)s)",
+        )
+
+    def evaluate(self, bundle: Bundle, args: argparse.Namespace) -> dict:
+        """Loss, perplexity and bits per token of ``bundle``'s model on ``args.data``."""
+        level = bundle.config.level
+        ids = bundle.vocabs["tokens"].encode(tokenize_lines(read_text(args.data), level))
+        batch_size = _eval_batch_size(len(ids), args.batch_size, args.bptt)
+        device = bundle.model.embedding.weight.device
+        batches = (to_device(b, device) for b in _batches(ids, batch_size, args.bptt, args.data))
+        metrics = bundle.model.evaluate(batches)
+        results = {key.removeprefix("val_"): value for key, value in metrics.items()}
+        return {**results, "tokens": len(ids)}
+
+    def format_eval(self, results: dict) -> str:
+        """One line: ``loss 1.4321  ppl 4.19  bpc 2.066  (203513 tokens)``."""
+        return (
+            f"loss {results['loss']:.4f}  ppl {results['ppl']:.2f}  "
+            f"bpc {results['bpc']:.3f}  ({results['tokens']} tokens)"
+        )
+
+    def sample(self, bundle: Bundle, args: argparse.Namespace) -> str:
+        """The prompt followed by ``args.max_tokens`` sampled tokens, as text."""
+        level, vocab = bundle.config.level, bundle.vocabs["tokens"]
+        prompt_tokens = TOKENIZERS[level](args.prompt) or tokenize_lines("\n", level)
+        generator = torch.Generator().manual_seed(args.seed)
+        # Specials are never text, except <eos> as the line break at word level.
+        keep = {vocab.eos_id} if level == "word" else set()
+        exclude = [vocab.stoi[token] for token in vocab.specials if vocab.stoi[token] not in keep]
+        ids = bundle.model.sample(
+            vocab.encode(prompt_tokens),
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k or None,
+            generator=generator,
+            exclude_ids=exclude,
+        )
+        return detokenize(prompt_tokens + vocab.decode(ids), level)
