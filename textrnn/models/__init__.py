@@ -8,7 +8,9 @@ Every registered class follows the same contract, which is all that
   ``asdict(model.config)`` and rebuilds the model as
   ``MODELS[task](MODELS[task].config_class(**model_config))``.
 - ``loss(batch) -> Tensor`` (scalar), ``predict(batch) -> list``,
-  ``evaluate(batches) -> dict[str, float]``, optionally ``num_tokens(batch) -> int``.
+  ``evaluate(batches) -> dict[str, float]``, optionally ``num_tokens(batch) -> int``
+  and ``on_evaluate(metrics)`` (called after each scheduled evaluation, e.g. to
+  end MemN2N's linear start; state it changes must live in the state_dict).
 
 Add a task by importing its class here and adding one entry; nothing else
 branches on task names.

@@ -1,0 +1,334 @@
+"""One training loop for every task: ``fit(model, train_data, val_data, cfg, out_dir, ...)``.
+
+``fit`` never names a task. It relies on the model contract of
+:mod:`textrnn.models` (``loss``, ``evaluate``, optionally ``num_tokens``) and on
+``train_data`` being a re-iterable of batches (dicts of tensors), with an
+optional ``set_epoch(epoch)`` for deterministic per-epoch shuffling.
+
+What lands in ``out_dir``:
+
+- ``metrics.jsonl``: one JSON line per evaluation (step, epoch, train_loss, the
+  validation metrics, elapsed seconds, lr);
+- ``curves.png``: train loss and validation metrics against steps, redrawn at
+  every evaluation;
+- ``last.pt`` at every evaluation (and on Ctrl-C), ``best.pt`` whenever
+  ``cfg.best_metric`` improves.
+
+Resuming (``resume=True``) restores weights, optimizer, scheduler, RNG states
+and the position inside the epoch from ``last.pt``. On CPU, a run stopped at a
+checkpoint (killed after an evaluation, or by Ctrl-C, which fit defers to the
+end of the current step) and resumed ends with exactly the same weights as one
+that ran straight through.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import nn
+
+from textrnn import checkpoint
+from textrnn.errors import CheckpointError, TextrnnError
+from textrnn.progress import Progress
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+SCHEDULES = ("none", "plateau", "linear")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of :func:`fit`; stored in every checkpoint as ``train_config``."""
+
+    epochs: int = 10  # full passes over train_data
+    max_steps: int = 0  # stop after this many optimizer steps in total; 0 = no limit (smoke runs)
+    lr: float = 2e-3  # learning rate (Adam's default 1e-3 is slow for small RNNs)
+    optimizer: str = "adam"  # "adam", "adamw" or "sgd"
+    weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
+    grad_clip: float = 1.0  # clip the global gradient norm to this; 0 = off (RNNs need it)
+    eval_every: int = 0  # evaluate + checkpoint every N steps; 0 = at the end of each epoch
+    log_every: int = 100  # in log files (not a terminal), a progress line every N steps
+    seed: int = 1234  # seeds torch, random, numpy and CUDA
+    device: str = "auto"  # "auto" (CUDA if available), "cpu" or "cuda"
+    threads: int = 0  # CPU threads for torch, process-wide; 0 = torch's default (one per core)
+    amp: bool = False  # bf16 autocast on CUDA; ignored on CPU
+    best_metric: str = "val_loss"  # the evaluate() key that decides best.pt
+    best_mode: str = "min"  # "min" or "max": which direction of best_metric is better
+    schedule: str = "none"  # "none", "plateau" (halve lr when best_metric stalls), "linear" (to 0)
+
+    def __post_init__(self) -> None:
+        for name, allowed in (
+            ("optimizer", tuple(OPTIMIZERS)),
+            ("best_mode", ("min", "max")),
+            ("schedule", SCHEDULES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TextrnnError(f"device {name!r} requested, but CUDA is not available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def to_device(obj, device: torch.device):
+    """Move every tensor in a nested dict/list/tuple to ``device``; other values pass through."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, dict):
+        return {key: to_device(value, device) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(to_device(value, device) for value in obj)
+    return obj
+
+
+def _make_scheduler(cfg: TrainConfig, optimizer, total_steps: int | None):
+    if cfg.schedule == "none":
+        return None
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=cfg.best_mode, factor=0.5, patience=0
+        )
+    if not total_steps:
+        raise TextrnnError("the linear schedule needs max_steps or a train_data with len()")
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: max(0.0, 1.0 - step / total_steps)
+    )
+
+
+class _DeferredInterrupt:
+    """Turn the first Ctrl-C into a flag checked between steps, so last.pt is saved at a
+    step boundary and resumes exactly; a second Ctrl-C interrupts at once."""
+
+    def __enter__(self):
+        self.hit, self._old = False, None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.hit = True
+        signal.signal(signal.SIGINT, self._old)
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def plot_curves(records: list[dict], path: Path) -> None:
+    """Draw train loss and each validation metric against step into a PNG (atomically)."""
+    keys = [k for k in records[0] if k.startswith("val_") and "loss" not in k]
+    width = 5.0 * (1 + len(keys))  # inches
+    fig = Figure(figsize=(width, 3.5))
+    # Fixed margins: a layout engine would cost more than the drawing itself.
+    fig.subplots_adjust(left=0.7 / width, right=1 - 0.2 / width, bottom=0.15, top=0.9, wspace=0.3)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 1 + len(keys), squeeze=False)[0]
+    steps = [r["step"] for r in records]
+
+    def values(key: str) -> list[float]:  # None (no train steps since the last eval) -> a gap
+        return [math.nan if r.get(key) is None else r[key] for r in records]
+
+    for name in ("train_loss", "val_loss"):
+        if name in records[0]:
+            axes[0].plot(steps, values(name), marker=".", label=name)
+    axes[0].legend()
+    for ax, key in zip(axes[1:], keys, strict=True):
+        ax.plot(steps, values(key), marker=".")
+        ax.set_title(key)
+    for ax in axes:
+        ax.set_xlabel("step")
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format="png", dpi=80)
+    os.replace(tmp, path)
+
+
+def fit(
+    model: nn.Module,
+    train_data,
+    val_data,
+    cfg: TrainConfig,
+    out_dir: str | PathLike[str],
+    task: str,
+    vocabs: dict,
+    resume: bool = False,
+) -> dict:
+    """Train ``model`` on ``train_data``, evaluating on ``val_data`` and checkpointing.
+
+    Args:
+        model: a registered task model (see :mod:`textrnn.models`).
+        train_data: re-iterable of batches (dicts of tensors), optionally with ``set_epoch``.
+        val_data: re-iterable of batches passed to ``model.evaluate``.
+        cfg: the :class:`TrainConfig`.
+        out_dir: created if needed; receives metrics, curves and checkpoints.
+        task: the registry key stored in checkpoints.
+        vocabs: name -> Vocab, stored in checkpoints.
+        resume: continue from ``out_dir/last.pt`` instead of starting afresh.
+
+    Returns:
+        ``{"step", "epoch", "best_metric", "best_value", "metrics"}`` (metrics of the
+        last evaluation).
+
+    Raises:
+        KeyboardInterrupt: after saving ``last.pt``, when interrupted.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    model.to(device).train()
+    optimizer = OPTIMIZERS[cfg.optimizer](
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
+    steps_per_epoch = len(train_data) if hasattr(train_data, "__len__") else None
+    total = min(cfg.max_steps or math.inf, cfg.epochs * (steps_per_epoch or math.inf))
+    total = None if total == math.inf else int(total)
+    scheduler = _make_scheduler(cfg, optimizer, total)
+    autocast = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"
+    )
+    better = (lambda a, b: a < b) if cfg.best_mode == "min" else (lambda a, b: a > b)
+    s = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "elapsed": 0.0}
+    last_metrics: dict = {}
+    if not resume:  # a fresh run in an old directory must not append to its metrics
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+    else:
+        raw = checkpoint.read(out / "last.pt", map_location=device)
+        if raw["task"] != task or raw["vocabs"] != {k: v.to_dict() for k, v in vocabs.items()}:
+            raise CheckpointError(
+                f"{out / 'last.pt'}: its task or vocabulary differs from "
+                "this run's; resume with the same data and task"
+            )
+        model.load_state_dict(raw["state_dict"])
+        optimizer.load_state_dict(raw["optimizer"])
+        if scheduler is not None and raw["scheduler"] is not None:
+            scheduler.load_state_dict(raw["scheduler"])
+        s.update({k: raw[k] for k in ("step", "epoch", "batch_in_epoch")}, **raw["extra"])
+        last_metrics = raw["metrics"]
+        checkpoint.set_rng_state(raw["rng"])
+    started, losses = time.monotonic() - s["elapsed"], []
+
+    def save(name: str, metrics: dict) -> None:
+        checkpoint.save(
+            out / name,
+            task=task,
+            model=model,
+            vocabs=vocabs,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            step=s["step"],
+            epoch=s["epoch"],
+            batch_in_epoch=s["batch_in_epoch"],
+            metrics=metrics,
+            train_config=asdict(cfg),
+            extra={"best": s["best"], "elapsed": time.monotonic() - started},
+        )
+
+    def evaluate(scheduled: bool) -> None:
+        nonlocal last_metrics, losses
+        model.eval()
+        with torch.no_grad(), autocast:
+            metrics = model.evaluate(to_device(b, device) for b in val_data)
+        model.train()
+        if cfg.best_metric not in metrics:
+            raise TextrnnError(f"best_metric {cfg.best_metric!r} is not among {sorted(metrics)}")
+        value = metrics[cfg.best_metric]
+        record = {
+            "step": s["step"],
+            "epoch": s["epoch"],
+            "train_loss": sum(losses) / len(losses) if losses else None,
+            **metrics,
+            "elapsed": round(time.monotonic() - started, 3),
+            "lr": optimizer.param_groups[0]["lr"],
+        }
+        losses, last_metrics = [], metrics
+        with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        with open(out / "metrics.jsonl", encoding="utf-8") as f:
+            plot_curves([json.loads(line) for line in f], out / "curves.png")
+        progress.write(f"step {s['step']} " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and scheduled:
+            scheduler.step(value)  # only on the regular schedule, so a stop/resume changes nothing
+        if hasattr(model, "on_evaluate") and scheduled:
+            model.on_evaluate(metrics)  # e.g. MemN2N ends its linear start when val loss stalls
+        if s["best"] is None or better(value, s["best"]):
+            s["best"] = value
+            save("best.pt", metrics)
+        save("last.pt", metrics)
+
+    progress = Progress(total, desc="train", initial=s["step"], every=cfg.log_every)
+    done = total is not None and s["step"] >= total
+    try:
+        with _DeferredInterrupt() as interrupt, progress:
+            while not done and s["epoch"] < cfg.epochs:
+                if hasattr(train_data, "set_epoch"):
+                    train_data.set_epoch(s["epoch"])
+                for i, batch in enumerate(train_data):
+                    if done:  # checked here, so that a run ending on an epoch's last
+                        break  # batch still counts that epoch as finished (the else below)
+                    if i < s["batch_in_epoch"]:
+                        continue  # consumed before the checkpoint we resumed from
+                    batch = to_device(batch, device)
+                    with autocast:
+                        loss = model.loss(batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.grad_clip > 0:
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    optimizer.step()
+                    if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+                        scheduler.step()
+                    s["step"] += 1
+                    s["batch_in_epoch"] = i + 1
+                    losses.append(loss.item())
+                    ntok = model.num_tokens(batch) if hasattr(model, "num_tokens") else 0
+                    progress.update(loss=losses[-1], tokens=ntok)
+                    done = total is not None and s["step"] >= total
+                    if cfg.eval_every and s["step"] % cfg.eval_every == 0:
+                        evaluate(scheduled=True)
+                    if interrupt.hit:
+                        raise KeyboardInterrupt
+                else:  # the epoch ran to its end: the next one starts from its first batch
+                    s["epoch"], s["batch_in_epoch"] = s["epoch"] + 1, 0
+                    if not cfg.eval_every:
+                        evaluate(scheduled=True)
+            if losses or not (out / "last.pt").exists():
+                evaluate(scheduled=False)  # end on an evaluated, resumable checkpoint
+    except KeyboardInterrupt:
+        # Nothing finished is lost; `--resume` continues. After a deferred Ctrl-C (or one
+        # raised between batches) this is a step boundary and the resume is exact; a second
+        # Ctrl-C mid-step may redo that step with different dropout draws.
+        save("last.pt", last_metrics)
+        raise
+    return {
+        "step": s["step"],
+        "epoch": s["epoch"],
+        "best_metric": cfg.best_metric,
+        "best_value": s["best"],
+        "metrics": last_metrics,
+    }
