@@ -23,6 +23,10 @@ from dataclasses import fields
 from pathlib import Path
 
 from textrnn import __version__, checkpoint
+from textrnn.chat import Answerer, ChatSession, repl
+from textrnn.data.babi_gen import write_generated
+from textrnn.data.install import OFFICIAL_URL as BABI_URL
+from textrnn.data.install import install_babi
 from textrnn.data.shakespeare import prepare_shakespeare
 from textrnn.errors import TextrnnError
 from textrnn.tasks import TASKS
@@ -123,6 +127,33 @@ def cmd_data_shakespeare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_babi(args: argparse.Namespace) -> int:
+    """``data babi``: install bAbI v1.2 from a local copy or the official archive."""
+    root = install_babi(args.source, Path(args.out), url=args.url, progress=sys.stderr.isatty())
+    print(f"bAbI v1.2 is in {root}: en/ (1k training questions per task) and en-10k/ (10k)")
+    return 0
+
+
+def cmd_data_generate(args: argparse.Namespace) -> int:
+    """``data generate``: write GENERATED bAbI-format stories (no download needed)."""
+    paths = write_generated(Path(args.out), num_train=args.train, num_test=args.test,
+                            seed=args.seed)
+    print(f"GENERATED stories (not the real bAbI data) in {args.out}: "
+          + ", ".join(p.name for p in paths.values()))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """``chat``: a terminal chat with a question-answering checkpoint."""
+    answerer = Answerer.from_checkpoint(args.checkpoint, device=str(resolve_device(args.device)))
+    info = answerer.info()
+    acc = info["metrics"].get("val_acc")
+    print(f"loaded {args.checkpoint}: {info['arch']} trained on task(s) "
+          f"{', '.join(map(str, answerer.bundle.config.tasks)) or '?'}"
+          + (f", validation accuracy {acc:.1%}" if acc is not None else ""), file=sys.stderr)
+    return repl(ChatSession(answerer))
+
+
 # The demo's model and batches, picked for the lowest val bpc after 600 steps among a few
 # same-cost variants (2 layers of 256, GRU, other batch shapes and rates were 0.01-0.05 worse).
 # A short run underfits, so no dropout; the rate decays linearly to 0 at the last step.
@@ -213,6 +244,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="output directory (default: %(default)s)",
     )
     shk.set_defaults(func=cmd_data_shakespeare)
+
+    babi = datasets.add_parser(
+        "babi",
+        help="the real bAbI tasks v1.2 (Weston et al. 2015)",
+        description="Install bAbI v1.2 (20 tasks; en/ 1k and en-10k/ 10k questions per task) "
+        "from a local folder or .tar.gz, or by downloading the official archive.",
+    )
+    babi.add_argument("--from", dest="source", metavar="PATH", default=None,
+                      help="a local tasks_1-20_v1-2 folder or .tar.gz (default: download)")
+    babi.add_argument("--out", default="data/babi", metavar="DIR",
+                      help="install into DIR/tasks_1-20_v1-2 (default: %(default)s)")
+    babi.add_argument("--url", default=BABI_URL, help="archive to download (default: official)")
+    babi.set_defaults(func=cmd_data_babi)
+    gen = datasets.add_parser(
+        "generate",
+        help="GENERATED bAbI-format stories, no download",
+        description="Write generated stories in the bAbI format and vocabulary (where / yes-no "
+        "/ counting / carrying questions). They are labelled as generated data.",
+    )
+    gen.add_argument("--out", default="data/generated", metavar="DIR",
+                     help="output directory (default: %(default)s)")
+    gen.add_argument("--train", type=int, default=20000,
+                     help="training questions (default: %(default)s)")
+    gen.add_argument("--test", type=int, default=2000, help="test questions (default: %(default)s)")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    gen.set_defaults(func=cmd_data_generate)
+
+    chat = commands.add_parser(
+        "chat",
+        help="chat with a question-answering model in the terminal",
+        description="Tell the bot a story, one or more sentences per line; a line ending in '?' "
+        "is answered with the model's confidence and the sentences it used. Commands: /story, "
+        "/reset, /help, /quit. Reads standard input, so it works with a pipe too.",
+    )
+    chat.add_argument("--checkpoint", required=True, metavar="FILE", help="a qa checkpoint")
+    chat.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    chat.set_defaults(func=cmd_chat)
 
     sample = commands.add_parser(
         "sample",

@@ -60,7 +60,7 @@ class QAExample:
     task: int | None = None
 
 
-def _words(text: str) -> list[str]:
+def sentence_words(text: str) -> list[str]:
     """Lower-cased word tokens of ``text``, punctuation dropped."""
     # word_tokenize gives punctuation marks as one-character tokens; a word
     # token always starts with a letter or digit.
@@ -80,7 +80,7 @@ def _parse_question(text: str, index_of_id: dict[int, int]) -> tuple[list[str], 
             f"(question, answer, supporting ids), got {len(fields)}"
         )
     question_text, answer, support_text = (f.strip() for f in fields)
-    question = _words(question_text)
+    question = sentence_words(question_text)
     if not question:
         raise _Malformed("the question has no words")
     if not answer:
@@ -159,7 +159,7 @@ def parse_babi(
             last_id = line_id
 
             if "\t" not in text:
-                words = _words(text)
+                words = sentence_words(text)
                 if not words:
                     raise _Malformed(f"statement {line_id} has no words")
                 index_of_id[line_id] = len(story)

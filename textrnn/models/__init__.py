@@ -17,9 +17,11 @@ branches on task names.
 """
 
 from textrnn.models.lm import LanguageModel
+from textrnn.models.qa import QAModel
 
 MODELS = {
     "lm": LanguageModel,
+    "qa": QAModel,
 }
 
 __all__ = ["MODELS"]

@@ -21,9 +21,11 @@ editing an ``if`` chain. Each task object provides:
 """
 
 from textrnn.tasks.lm import LMTask
+from textrnn.tasks.qa import QATask
 
 TASKS = {
     "lm": LMTask(),
+    "qa": QATask(),
 }
 
 __all__ = ["TASKS"]

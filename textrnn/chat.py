@@ -1,0 +1,294 @@
+"""Chatting with a question-answering model: tell it a story, ask about it.
+
+Two plain objects hold all the logic, so the terminal chat (``textrnn chat``)
+and the web service (``textrnn serve``) are thin shells over them:
+
+- :class:`Answerer` wraps a loaded QA checkpoint: ``answer(story, question)``
+  returns the answer, the model's confidence and the story sentences it
+  attended to (its evidence); ``answer_batch`` answers many in one forward pass.
+- :class:`ChatSession` keeps one conversation's story: a statement is added to
+  it, a line ending in ``?`` is answered, ``/reset``, ``/story`` and ``/help``
+  are commands. Bad input (empty, too long, unknown words) gets a polite reply,
+  never an exception.
+
+>>> # bot = Answerer.from_checkpoint("runs/qa/best.pt")
+>>> # bot.answer(["Mary moved to the bathroom."], "Where is Mary?").answer
+>>> # 'bathroom'
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import torch
+
+from textrnn import checkpoint
+from textrnn.data.babi import sentence_words
+from textrnn.data.qa_batches import encode_stories
+
+MAX_MESSAGE_CHARS = 1000  # longer chat messages are refused, not truncated
+EVIDENCE_MIN_WEIGHT = 0.1  # a sentence is evidence if it gets at least this much attention
+EVIDENCE_MAX = 3  # ...and is among the most attended few
+
+HELP = """\
+Tell me a story, one or more sentences at a time, then ask about it:
+  Mary moved to the bathroom.
+  John went to the hallway.
+  Where is Mary?
+Commands: /story shows the story so far, /reset forgets it, /help shows this."""
+
+# A sentence ends at . ! or ? followed by space or the end ("Mary left. Where is she?").
+_SENTENCE_RE = re.compile(r"[^.!?]+[.!?]*")
+
+
+@dataclass
+class Evidence:
+    """A story sentence the model attended to."""
+
+    index: int  # position in the story given to the model, 0-based
+    sentence: str
+    weight: float  # attention weight in [0, 1]
+
+
+@dataclass
+class Answer:
+    """The model's answer to one question about one story."""
+
+    answer: str
+    confidence: float  # softmax probability of the answer, in [0, 1]
+    evidence: list[Evidence] = field(default_factory=list)
+    unknown_words: list[str] = field(default_factory=list)  # words the model never saw
+    dropped: int = 0  # oldest story sentences beyond the model's memory, not read
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {
+            "answer": self.answer,
+            "confidence": self.confidence,
+            "evidence": [e.__dict__ for e in self.evidence],
+            "unknown_words": self.unknown_words,
+            "dropped": self.dropped,
+        }
+
+
+class Answerer:
+    """Answers questions about stories with a loaded QA checkpoint.
+
+    Args:
+        bundle: a :class:`textrnn.checkpoint.Bundle` whose task is ``"qa"``.
+    """
+
+    def __init__(self, bundle: checkpoint.Bundle) -> None:
+        if bundle.task != "qa":
+            raise ValueError(f"a chatbot needs a 'qa' checkpoint, got task {bundle.task!r}")
+        self.bundle = bundle
+        self.model = bundle.model.eval()
+        self.words = bundle.vocabs["words"]
+        self.answers = bundle.vocabs["answers"]
+        self.memory_size = bundle.config.memory_size
+        self._lock = threading.Lock()  # one forward pass at a time per model
+
+    @classmethod
+    def from_checkpoint(cls, path: str, device: str = "cpu") -> Answerer:
+        """Load ``path`` (see :func:`textrnn.checkpoint.load`) and wrap it."""
+        return cls(checkpoint.load(path, map_location=device))
+
+    def info(self) -> dict:
+        """Task, vocabulary sizes, memory size and the checkpoint's metrics."""
+        return {
+            "task": self.bundle.task,
+            "arch": self.bundle.config.arch,
+            "vocab_size": len(self.words),
+            "num_answers": len(self.answers),
+            "memory_size": self.memory_size,
+            "step": self.bundle.step,
+            "metrics": self.bundle.metrics,
+        }
+
+    def unknown(self, text: str) -> list[str]:
+        """Words of ``text`` not in the model's vocabulary, in order, without repeats."""
+        return list(dict.fromkeys(w for w in sentence_words(text) if w not in self.words))
+
+    def answer(self, story: Sequence[str], question: str) -> Answer:
+        """Answer ``question`` about ``story`` (a list of sentences)."""
+        return self.answer_batch([(story, question)])[0]
+
+    def answer_batch(self, items: Sequence[tuple[Sequence[str], str]]) -> list[Answer]:
+        """Answer several (story, question) pairs in one forward pass."""
+        if not items:
+            return []
+        stories = [list(story)[-self.memory_size :] for story, _ in items]
+        batch = encode_stories(
+            [[sentence_words(s) for s in story] for story in stories],
+            [sentence_words(q) for _, q in items],
+            self.words,
+            self.memory_size,
+        )
+        device = next(self.model.parameters()).device
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with self._lock, torch.no_grad():
+            predictions = self.model.predict(batch)
+        results = []
+        for (story, question), kept, pred in zip(items, stories, predictions, strict=True):
+            weights = _sentence_weights(pred)
+            ranked = sorted(range(len(weights)), key=lambda i: -weights[i])[:EVIDENCE_MAX]
+            dropped = len(story) - len(kept)
+            evidence = [
+                Evidence(index=i + dropped, sentence=kept[i], weight=weights[i])
+                for i in sorted(ranked)
+                if weights[i] >= EVIDENCE_MIN_WEIGHT
+            ]
+            results.append(Answer(
+                answer=self.answers.itos[pred["answer_id"]],
+                confidence=float(pred["confidence"]),
+                evidence=evidence,
+                unknown_words=self.unknown(" ".join([*kept, question])),
+                dropped=dropped,
+            ))
+        return results
+
+
+def _sentence_weights(pred: dict) -> list[float]:
+    """Per-sentence attention; with several hops, each sentence's largest weight.
+
+    A two-fact question attends to one fact per hop, so the maximum over hops
+    shows both.
+    """
+    hops = pred.get("hops") or [pred["attention"]]
+    return [max(ws) for ws in zip(*hops, strict=True)] if hops[0] else []
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split a chat line into sentences, keeping their end marks.
+
+    >>> split_sentences("Mary left. John got the milk! Where is Mary?")
+    ['Mary left.', 'John got the milk!', 'Where is Mary?']
+    >>> split_sentences("  where is mary  ")
+    ['where is mary']
+    """
+    return [s.strip() for s in _SENTENCE_RE.findall(text) if s.strip(" .!?")]
+
+
+@dataclass
+class Reply:
+    """What the bot says back to one message."""
+
+    kind: str  # "added" (statements stored), "answer", "info" or "error"
+    text: str  # the reply as a person reads it
+    answer: Answer | None = None
+    added: list[str] = field(default_factory=list)  # statements stored by this message
+    forgotten: list[str] = field(default_factory=list)  # oldest statements dropped
+
+
+class ChatSession:
+    """One conversation: a growing story and questions about it.
+
+    Statements are stored (at most the model's memory size; the oldest are
+    dropped and the reply says so); a sentence ending in ``?`` is answered from
+    the story so far. Safe to call from several threads: a lock guards the story.
+
+    Args:
+        answerer: the model to ask.
+        max_message_chars: longer messages are refused politely.
+    """
+
+    def __init__(self, answerer: Answerer, max_message_chars: int = MAX_MESSAGE_CHARS) -> None:
+        self.answerer = answerer
+        self.max_message_chars = max_message_chars
+        self.story: list[str] = []
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        """Forget the story."""
+        with self._lock:
+            self.story.clear()
+
+    def add(self, sentences: Sequence[str]) -> list[str]:
+        """Append statements; returns the oldest ones dropped to stay within memory."""
+        with self._lock:
+            self.story.extend(sentences)
+            overflow = len(self.story) - self.answerer.memory_size
+            forgotten = self.story[:overflow] if overflow > 0 else []
+            del self.story[: max(0, overflow)]
+            return forgotten
+
+    def send(self, text: str) -> Reply:
+        """Handle one message and return the reply; never raises on bad input."""
+        text = (text or "").strip()
+        if not text:
+            return Reply("info", "Tell me something, or ask a question (/help for help).")
+        if len(text) > self.max_message_chars:
+            return Reply("error", f"That message is too long ({len(text)} characters; "
+                                  f"the limit is {self.max_message_chars}).")
+        if text.startswith("/"):
+            return self._command(text)
+        sentences = split_sentences(text)
+        statements = [s for s in sentences if not s.endswith("?")]
+        questions = [s for s in sentences if s.endswith("?")]
+        if not statements and not questions:
+            return Reply("info", "I could not find any words in that (/help for help).")
+        forgotten = self.add(statements) if statements else []
+        notes = []
+        unknown = self.answerer.unknown(" ".join(sentences))
+        if unknown:
+            notes.append(f"(I don't know the word{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(repr(w) for w in unknown)}; I'll do my best.)")
+        if forgotten:
+            notes.append(f"(I can keep {self.answerer.memory_size} sentences in mind, so I "
+                         f"forgot the oldest {len(forgotten)}: {forgotten[0]!r}"
+                         f"{' ...' if len(forgotten) > 1 else ''})")
+        if not questions:
+            n = len(statements)
+            text = f"Noted ({n} sentence{'s' if n > 1 else ''}; {len(self.story)} in the story)."
+            return Reply("added", " ".join([text, *notes]), added=statements,
+                         forgotten=forgotten)
+        with self._lock:
+            story = list(self.story)
+        if not story:
+            return Reply("info", "I haven't been told a story yet. Tell me what happened first, "
+                                 "e.g. 'Mary moved to the bathroom.'")
+        answer = self.answerer.answer(story, questions[-1])
+        return Reply("answer", " ".join([format_answer(answer), *notes]), answer=answer,
+                     added=statements, forgotten=forgotten)
+
+    def _command(self, text: str) -> Reply:
+        command = text.split()[0].lower()
+        if command == "/reset":
+            self.reset()
+            return Reply("info", "Story forgotten. Tell me a new one.")
+        if command == "/story":
+            with self._lock:
+                lines = [f"{i + 1}. {s}" for i, s in enumerate(self.story)]
+            return Reply("info", "\n".join(lines) if lines else "The story is empty.")
+        if command == "/help":
+            return Reply("info", HELP)
+        return Reply("error", f"Unknown command {command!r}. Commands: /story, /reset, /help.")
+
+
+def format_answer(answer: Answer) -> str:
+    """``bathroom  (confidence 0.99; from: "Mary moved to the bathroom.")``."""
+    because = "; ".join(f'"{e.sentence}"' for e in answer.evidence)
+    evidence = f"; from: {because}" if because else ""
+    return f"{answer.answer}  (confidence {answer.confidence:.2f}{evidence})"
+
+
+def repl(session: ChatSession, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+    """Chat over ``stdin``/``stdout`` until end of input or ``/quit``; works with pipes too."""
+    interactive = stdin.isatty()
+    if interactive:
+        print("Chatbot ready. " + HELP.splitlines()[0] + " (/quit or Ctrl-D to leave)",
+              file=stdout)
+    while True:
+        if interactive:
+            print("> ", end="", file=stdout, flush=True)
+        line = stdin.readline()
+        if not line or line.strip().lower() in ("/quit", "/exit"):
+            break
+        reply = session.send(line)
+        print(reply.text, file=stdout, flush=True)
+    return 0
