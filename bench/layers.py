@@ -11,7 +11,11 @@ and on ragged lengths (uniform in [T/4, T]), where only real tokens count:
 
 - ``packed``:  torch with ``pack_padded_sequence`` (the usual exact way);
 - ``fused``:   ours, as a speed-up over packed (target >= 2x), after checking
-               in float64 that both give the same outputs and final states.
+               in float64 that both give the same outputs and final states;
+- ``vs padded``: ours on the ragged batch against torch on the same batch padded
+               (equal lengths), both per real token: the cost of exactness.
+
+All variants are timed round-robin, medians of ``--repeats`` rounds.
 
 Usage:  python bench/layers.py [--quick] [--device cpu|cuda] [--repeats N]
 """
@@ -34,20 +38,23 @@ SIZES = [(32, 50, 128), (64, 100, 256), (64, 100, 512)]  # (batch, seq_len, hidd
 QUICK_SIZES = [(32, 50, 128)]
 
 
-def timed(fn, device, repeats):
-    """Median seconds of ``fn()`` over ``repeats`` runs, after two warm-up runs."""
-    for _ in range(2):
+def timed_interleaved(fns: dict, device, repeats: int) -> dict:
+    """Median seconds of each ``fn()``, measured round-robin so that drift in the
+    machine's speed (frequency, other processes) hits every variant alike."""
+    for fn in fns.values():  # two warm-up runs each
         fn()
-    times = []
+        fn()
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def step(module, x, lengths=None, packed=False):
@@ -93,18 +100,25 @@ def bench_one(kind, batch, seq_len, hidden, device, repeats, num_layers, bidirec
     if diff > 1e-9:
         raise SystemExit(f"{kind}: ragged outputs differ from torch's packed run by {diff:g}")
 
-    t_torch = timed(lambda: step(ref, x), device, repeats)
-    t_fused = timed(lambda: step(fused, x), device, repeats)
-    t_cells = timed(lambda: step(cells, x), device, max(1, repeats // 2))
-    t_packed = timed(lambda: step(ref, x, lengths, packed=True), device, repeats)
     lengths_dev = lengths.to(device)
-    t_fused_r = timed(lambda: step(fused, x, lengths_dev), device, repeats)
+    t = timed_interleaved({
+        "torch": lambda: step(ref, x),
+        "fused": lambda: step(fused, x),
+        "cells": lambda: step(cells, x),
+        "packed": lambda: step(ref, x, lengths, packed=True),
+        "fused_ragged": lambda: step(fused, x, lengths_dev),
+    }, device, repeats)
+    t_torch, t_fused, t_cells = t["torch"], t["fused"], t["cells"]
+    t_packed, t_fused_r = t["packed"], t["fused_ragged"]
     return {
         "torch": equal_tokens / t_torch,
         "fused": equal_tokens / t_fused,
         "cells": equal_tokens / t_cells,
         "packed": ragged_tokens / t_packed,
         "fused_ragged": ragged_tokens / t_fused_r,
+        # Real tokens/s of ours on the ragged batch over torch's on the padded batch: 1.0
+        # means exact ragged handling costs what the padded run does.
+        "vs_padded": (ragged_tokens / t_fused_r) / (ragged_tokens / t_torch),
         "diff": diff,
     }
 
@@ -123,7 +137,8 @@ def main(argv=None):
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
           f"layers={args.num_layers} bidirectional={args.bidirectional}")
     print(f"{'kind':5} {'B':>3} {'T':>4} {'H':>4} | {'torch tok/s':>11} {'fused':>6} "
-          f"{'cells':>6} | {'packed tok/s':>12} {'fused ragged':>12} {'speed-up':>8}")
+          f"{'cells':>6} | {'packed tok/s':>12} {'fused ragged':>12} {'speed-up':>8} "
+          f"{'vs padded':>9}")
     worst_equal, worst_ragged = float("inf"), float("inf")
     for kind in args.kinds.split(","):
         for batch, seq_len, hidden in sizes:
@@ -133,7 +148,7 @@ def main(argv=None):
             worst_equal, worst_ragged = min(worst_equal, eq), min(worst_ragged, rg)
             print(f"{kind:5} {batch:>3} {seq_len:>4} {hidden:>4} | {r['torch']:>11,.0f} "
                   f"{eq:>5.2f}x {r['cells'] / r['torch']:>5.2f}x | {r['packed']:>12,.0f} "
-                  f"{r['fused_ragged']:>12,.0f} {rg:>7.2f}x")
+                  f"{r['fused_ragged']:>12,.0f} {rg:>7.2f}x {r['vs_padded']:>8.2f}x")
     print(f"worst fused/torch on equal lengths: {worst_equal:.2f} (target >= 0.95); "
           f"worst fused-ragged/packed: {worst_ragged:.2f}x (target >= 2)")
 
