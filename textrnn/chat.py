@@ -277,8 +277,10 @@ def format_answer(answer: Answer) -> str:
     return f"{answer.answer}  (confidence {answer.confidence:.2f}{evidence})"
 
 
-def repl(session: ChatSession, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+def repl(session: ChatSession, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     """Chat over ``stdin``/``stdout`` until end of input or ``/quit``; works with pipes too."""
+    stdin = stdin or sys.stdin  # looked up per call, so a replaced sys.stdin is honoured
+    stdout = stdout or sys.stdout
     interactive = stdin.isatty()
     if interactive:
         print("Chatbot ready. " + HELP.splitlines()[0] + " (/quit or Ctrl-D to leave)",

@@ -1,0 +1,118 @@
+"""The chat layer without HTTP: Answerer and ChatSession behaviour, and the terminal REPL."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from textrnn import load
+from textrnn.chat import Answerer, ChatSession, repl, split_sentences
+from textrnn.checkpoint import load as load_bundle
+
+PLACES = {"bathroom", "hallway", "garden", "office", "bedroom", "kitchen"}
+STORY = ["Mary moved to the bathroom.", "John went to the hallway.", "Daniel went to the office."]
+
+
+@pytest.fixture(scope="module")
+def bot(qa_checkpoint) -> Answerer:
+    return load(str(qa_checkpoint))
+
+
+def test_load_gives_an_answerer_with_answer_confidence_and_evidence(bot):
+    assert isinstance(bot, Answerer)
+    a = bot.answer(STORY, "Where is Mary?")
+    assert a.answer in PLACES
+    assert 0.0 < a.confidence <= 1.0
+    assert a.evidence and all(0 <= e.index < len(STORY) for e in a.evidence)
+    assert all(e.sentence == STORY[e.index] for e in a.evidence)
+    assert a.unknown_words == [] and a.dropped == 0
+    assert set(a.to_dict()) == {"answer", "confidence", "evidence", "unknown_words", "dropped"}
+
+
+def test_batched_answers_equal_one_at_a_time(bot):
+    items = [
+        (STORY, "Where is Mary?"), (STORY[:2], "Where is John?"), (STORY[1:], "Where is Daniel?"),
+    ]
+    batched = bot.answer_batch(items)
+    single = [bot.answer(s, q) for s, q in items]
+    for b, s in zip(batched, single, strict=True):
+        assert b.answer == s.answer
+        assert b.confidence == pytest.approx(s.confidence, abs=1e-5)
+        assert [e.index for e in b.evidence] == [e.index for e in s.evidence]
+
+
+def test_long_story_keeps_the_newest_sentences_and_maps_evidence_back(bot):
+    filler = [f"{p} went to the garden." for p in ("John", "Daniel", "Sandra")] * 30
+    story = ["Mary moved to the bathroom.", *filler, "Mary went to the kitchen."]
+    a = bot.answer(story, "Where is Mary?")
+    assert a.dropped == len(story) - bot.memory_size
+    assert all(e.index >= a.dropped and e.sentence == story[e.index] for e in a.evidence)
+
+
+def test_unknown_words_are_reported_not_fatal(bot):
+    a = bot.answer(["Mary moved to the zeppelin."], "Where is Mary?")
+    assert a.unknown_words == ["zeppelin"]
+
+
+def test_session_adds_statements_and_answers_questions(bot):
+    session = ChatSession(bot)
+    r = session.send("Mary moved to the bathroom. John went to the hallway.")
+    assert r.kind == "added" and r.added == STORY[:2] and session.story == STORY[:2]
+    r = session.send("Where is Mary?")
+    assert r.kind == "answer" and r.answer is not None and r.answer.answer in PLACES
+    assert r.text.startswith(r.answer.answer)
+    r = session.send("Daniel went to the office. Where is Daniel?")  # both in one line
+    assert r.kind == "answer" and session.story == STORY
+
+
+def test_session_commands_and_polite_errors(bot):
+    session = ChatSession(bot, max_message_chars=50)
+    assert session.send("Where is Mary?").kind == "info"  # no story yet
+    assert session.send("   ").kind == "info"
+    assert session.send("x" * 51).kind == "error"
+    assert "51" in session.send("x" * 51).text
+    session.send("Mary moved to the bathroom.")
+    assert "1. Mary moved to the bathroom." in session.send("/story").text
+    assert session.send("/bogus").kind == "error"
+    assert "Commands" in session.send("/help").text
+    session.send("/reset")
+    assert session.story == [] and session.send("/story").text == "The story is empty."
+    r = session.send("Mary moved to the zeppelin.")
+    assert r.kind == "added" and "zeppelin" in r.text
+
+
+def test_session_forgets_the_oldest_beyond_memory(bot):
+    session = ChatSession(bot)
+    lines = [f"John went to the {p}." for p in sorted(PLACES)] * 10  # 60 > memory 50
+    replies = [session.send(line) for line in lines]
+    assert len(session.story) == bot.memory_size
+    assert session.story == lines[-bot.memory_size :]
+    forgotten = [s for r in replies for s in r.forgotten]
+    assert forgotten == lines[: len(lines) - bot.memory_size]
+    assert "forgot" in replies[-1].text
+
+
+def test_answerer_refuses_other_tasks(tiny_text, tmp_path):
+    from textrnn.cli import main
+
+    main(["train", "lm", "--data", str(tiny_text), "--out", str(tmp_path), "--max-steps", "2",
+          "--bptt", "8", "--batch-size", "2", "--hidden-size", "8", "--embedding-size", "4"])
+    with pytest.raises(ValueError, match="'qa' checkpoint"):
+        Answerer(load_bundle(tmp_path / "best.pt"))
+
+
+def test_repl_over_a_pipe(bot):
+    stdin = io.StringIO("Mary moved to the bathroom.\nWhere is Mary?\n/story\n/quit\nignored?\n")
+    stdout = io.StringIO()
+    assert repl(ChatSession(bot), stdin, stdout) == 0
+    out = stdout.getvalue().splitlines()
+    assert out[0].startswith("Noted")
+    assert out[1].split()[0] in PLACES and "confidence" in out[1]
+    assert out[2] == "1. Mary moved to the bathroom."
+    assert len(out) == 3  # nothing after /quit
+
+
+def test_split_sentences():
+    assert split_sentences("A b. C d? E!") == ["A b.", "C d?", "E!"]
+    assert split_sentences("...") == []
