@@ -46,7 +46,7 @@ _TRAIN_FLAGS = [
     ("log_every", "progress line every N steps when not on a terminal", None),
     ("device", "auto, cpu or cuda", None),
     ("threads", "CPU threads; 0 = one per core. On a busy machine 1 can be much faster", None),
-    ("amp", "bf16 mixed precision (CUDA only)", None),
+    ("amp", "bf16 mixed precision on CUDA; ignored on CPU", None),
     ("seed", "seed for weights, dropout and shuffling", None),
 ]
 
@@ -65,8 +65,9 @@ def _add_common_train_args(parser: argparse.ArgumentParser) -> None:
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     for name, help_text, choices in _TRAIN_FLAGS:
         flag, default = "--" + name.replace("_", "-"), defaults[name]
-        if isinstance(default, bool):
-            parser.add_argument(flag, action="store_true", help=help_text)
+        if isinstance(default, bool):  # --amp / --no-amp
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                                help=f"{help_text} (default: {'on' if default else 'off'})")
         else:
             parser.add_argument(
                 flag,

@@ -63,7 +63,7 @@ class TrainConfig:
     seed: int = 1234  # seeds torch, random, numpy and CUDA
     device: str = "auto"  # "auto" (CUDA if available), "cpu" or "cuda"
     threads: int = 0  # CPU threads for torch, process-wide; 0 = torch's default (one per core)
-    amp: bool = False  # bf16 autocast on CUDA; ignored on CPU
+    amp: bool = True  # bf16 autocast on CUDA (no loss scaling needed); ignored on CPU
     best_metric: str = "val_loss"  # the evaluate() key that decides best.pt
     best_mode: str = "min"  # "min" or "max": which direction of best_metric is better
     schedule: str = "none"  # "none", "plateau" (halve lr when best_metric stalls), "linear" (to 0)
