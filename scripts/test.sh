@@ -2,5 +2,5 @@
 # Set up (if needed) and run the default test suite (fast tests; `-m slow` runs the long ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh dev
 exec .venv/bin/python -m pytest -q "$@"

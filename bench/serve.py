@@ -1,0 +1,126 @@
+"""Load-test the chat server: N concurrent clients on loopback for a fixed time.
+
+Starts the server (textrnn.serve) in a subprocess on 127.0.0.1, port 0, then runs
+``--clients`` async clients that each send requests back to back for ``--seconds``,
+and prints requests/s, p50/p99 latency and the error count. The clients and the
+server share the machine's cores, so on a small machine the numbers are a floor.
+
+    python bench/serve.py                          # trains a tiny model first (~10 s)
+    python bench/serve.py --checkpoint runs/qa/best.pt --clients 50 --seconds 10
+    python bench/serve.py --route session          # chat sessions: statements + questions
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx2
+
+STORY = ["Mary moved to the bathroom.", "John went to the hallway.", "Mary went to the garden."]
+
+# Runs in the server's process: serve, print the URL, stop when stdin closes.
+SERVER = """
+import sys, torch
+torch.set_num_threads(1)
+from textrnn.chat import Answerer
+from textrnn.serve import background_server, create_app
+app = create_app(Answerer.from_checkpoint(sys.argv[1]))
+with background_server(app) as url:
+    print(url, flush=True)
+    sys.stdin.read()
+"""
+
+
+def tiny_checkpoint(root: Path) -> str:
+    """Train a small 'where' model (a few seconds) and return its best.pt."""
+    import torch
+
+    from textrnn.cli import main
+    from textrnn.data.babi_gen import write_generated
+
+    torch.set_num_threads(1)
+    write_generated(root / "data", 2000, 100, seed=0, kinds=("where",))
+    main(["train", "qa", "--data", str(root / "data"), "--out", str(root / "run"),
+          "--epochs", "1", "--threads", "1"])
+    return str(root / "run" / "best.pt")
+
+
+async def client(http: httpx2.AsyncClient, route: str, stop_at: float, latencies: list[float],
+                 errors: list[str]) -> None:
+    """Send requests back to back until ``stop_at``; record each latency or error."""
+    session = None
+    if route == "session":
+        session = (await http.post("/api/sessions")).json()["id"]
+    i = 0
+    while time.perf_counter() < stop_at:
+        if route == "answer":
+            request = ("/api/answer", {"story": STORY, "question": "Where is Mary?"})
+        else:  # two statements, then a question, then again
+            text = "Where is Mary?" if i % 3 == 2 else STORY[i % len(STORY)]
+            request = (f"/api/sessions/{session}/messages", {"text": text})
+        start = time.perf_counter()
+        try:
+            response = await http.post(request[0], json=request[1])
+            if response.status_code != 200:
+                errors.append(f"HTTP {response.status_code}")
+            else:
+                latencies.append(time.perf_counter() - start)
+        except httpx2.HTTPError as error:
+            errors.append(type(error).__name__)
+        i += 1
+
+
+async def load(url: str, clients: int, seconds: float, route: str) -> tuple[list, list, float]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx2.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+        await http.get("/api/health")  # warm up
+        start = time.perf_counter()
+        await asyncio.gather(*[client(http, route, start + seconds, latencies, errors)
+                               for _ in range(clients)])
+        elapsed = time.perf_counter() - start
+    return latencies, errors, elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", help="QA checkpoint (default: train a tiny one)")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent clients (50)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="how long to run (10)")
+    parser.add_argument("--route", choices=["answer", "session"], default="answer",
+                        help="stateless /api/answer, or chat sessions (default: answer)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = args.checkpoint or tiny_checkpoint(Path(tmp))
+        server = subprocess.Popen([sys.executable, "-c", SERVER, checkpoint],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            url = server.stdout.readline().strip()
+            if not url:
+                raise SystemExit("the server did not start")
+            latencies, errors, elapsed = asyncio.run(
+                load(url, args.clients, args.seconds, args.route))
+        finally:
+            server.stdin.close()
+            server.wait(timeout=30)
+    latencies.sort()
+    p = lambda q: 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+    print(f"route={args.route} clients={args.clients} seconds={elapsed:.1f}")
+    print(f"requests/s {len(latencies) / elapsed:.0f}  ok {len(latencies)}  errors {len(errors)}"
+          f"{' ' + str(sorted(set(errors))) if errors else ''}")
+    if latencies:
+        print(f"latency ms: p50 {p(0.5):.1f}  p99 {p(0.99):.1f}  max {1000 * latencies[-1]:.1f}"
+              f"  mean {1000 * statistics.fmean(latencies):.1f}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,411 @@
+"""The chatbot as a web service: a JSON API and a chat page, over :mod:`textrnn.chat`.
+
+A thin adapter (STYLE.md, principle 14): :class:`textrnn.chat.Answerer` and
+:class:`textrnn.chat.ChatSession` hold all the logic; the routes here only map
+JSON to their methods. It binds 127.0.0.1 unless told otherwise.
+
+Routes (the schema, with every length limit, is at ``/openapi.json``)::
+
+    GET    /                              the chat page
+    GET    /api/health                    status, task, vocabulary size, accuracy
+    GET    /api/info                      the model's info and the server's limits
+    POST   /api/answer                    {"story": [...], "question": "..."} -> answer (stateless)
+    POST   /api/sessions                  -> {"id", "story", ...}
+    GET    /api/sessions/{id}             the session's story
+    POST   /api/sessions/{id}/messages    {"text": "..."} -> the bot's reply
+    POST   /api/sessions/{id}/reset       forget the story
+    DELETE /api/sessions/{id}             end the session
+
+Questions that arrive together share one forward pass: a :class:`MicroBatcher`
+collects them for a couple of milliseconds and calls ``Answerer.answer_batch``
+once, so throughput grows with the number of concurrent clients.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime,
+# and the request models are local to create_app (their bounds come from its limits).
+import asyncio
+import contextlib
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, HTTPException
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from textrnn.chat import Answer, Answerer, ChatSession, Reply
+
+INDEX_HTML = Path(__file__).parent / "static" / "index.html"
+SessionId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+@dataclass
+class Limits:
+    """What keeps the server alive under load and bad input; ``run_server(**limits)`` sets them."""
+
+    max_message_chars: int = 1000  # a chat message, a question or a story sentence
+    max_story_sentences: int = 200  # per /api/answer; only the model's memory size are read
+    max_sessions: int = 1000  # live sessions; past this the least recently used is evicted
+    session_ttl_s: float = 1800.0  # a session idle this long expires (404)
+    max_body_bytes: int = 512 * 1024  # larger request bodies get 413 before they are parsed
+    max_batch: int = 64  # questions sharing one forward pass
+    batch_wait_s: float = 0.002  # how long a batch waits for more questions once one arrives
+
+
+# ---- JSON shapes ---------------------------------------------------------------------------
+
+
+class EvidenceOut(BaseModel):
+    index: int = Field(ge=0, description="position in the story as sent, 0-based")
+    sentence: str
+    weight: float = Field(ge=0, le=1, description="attention weight")
+
+
+class AnswerOut(BaseModel):
+    answer: str
+    confidence: float = Field(ge=0, le=1)
+    evidence: list[EvidenceOut]
+    unknown_words: list[str] = Field(description="words the model never saw")
+    dropped: int = Field(ge=0, description="oldest story sentences beyond the memory, not read")
+
+    @classmethod
+    def of(cls, answer: Answer) -> "AnswerOut":
+        return cls.model_validate(answer.to_dict())
+
+
+class ReplyOut(BaseModel):
+    kind: Literal["added", "answer", "info", "error"]
+    text: str = Field(description="the reply as a person reads it")
+    answer: AnswerOut | None
+    added: list[str] = Field(description="statements stored by this message")
+    forgotten: list[str] = Field(description="oldest statements dropped to stay within memory")
+    story_length: int = Field(ge=0)
+
+
+class SessionOut(BaseModel):
+    id: str
+    story: list[str]
+    memory_size: int = Field(description="the story keeps at most this many sentences")
+    idle_timeout_s: float = Field(description="the session expires after this long unused")
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    task: str
+    vocab_size: int
+    accuracy: float | None = Field(description="test_acc or val_acc from the checkpoint")
+    sessions: int = Field(description="live sessions")
+
+
+class InfoOut(BaseModel):
+    task: str
+    arch: str
+    vocab_size: int
+    num_answers: int
+    memory_size: int
+    step: int
+    metrics: dict[str, float]
+    limits: dict[str, float]
+
+
+def _request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
+    """Request bodies, built from ``limits`` so that the schema states the real bounds."""
+    Text = Annotated[str, Field(min_length=1, max_length=limits.max_message_chars)]
+
+    class AnswerIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        story: list[Text] = Field(
+            max_length=limits.max_story_sentences,
+            description="sentences, oldest first; only the most recent memory_size are read",
+        )
+        question: Text
+
+    class MessageIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        text: Text = Field(description="statements, a question, or /reset, /story, /help")
+
+    return AnswerIn, MessageIn
+
+
+# ---- batching ------------------------------------------------------------------------------
+
+
+class MicroBatcher:
+    """Collects questions for up to ``max_wait_s`` (or ``max_batch`` of them), answers together.
+
+    One consumer task runs ``answer_batch`` in a worker thread, so the event loop keeps
+    accepting requests during a forward pass; those requests form the next batch.
+
+    Args:
+        answer_batch: ``[(story, question)] -> [Answer]``, e.g. ``Answerer.answer_batch``.
+        max_batch: most questions in one call.
+        max_wait_s: how long to wait for more once the first question has arrived.
+    """
+
+    def __init__(self, answer_batch: Callable[[list], list[Answer]], max_batch: int = 64,
+                 max_wait_s: float = 0.002) -> None:
+        self.answer_batch = answer_batch
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """Start the consumer on the running loop (again, if the loop changed)."""
+        loop = asyncio.get_running_loop()
+        if self.loop is loop and self._task is not None and not self._task.done():
+            return
+        self.loop, self._queue = loop, asyncio.Queue()
+        self._task = loop.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Cancel the consumer (at shutdown)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def submit(self, story: Sequence[str], question: str) -> Answer:
+        """Queue one question and wait for its answer."""
+        self.start()
+        future = self.loop.create_future()
+        self._queue.put_nowait(((list(story), question), future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            deadline = self.loop.time() + self.max_wait_s
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                    continue
+                except asyncio.QueueEmpty:
+                    pass
+                remaining = deadline - self.loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                except TimeoutError:
+                    break
+            try:
+                answers = await asyncio.to_thread(self.answer_batch, [item for item, _ in batch])
+            except Exception as error:  # every waiter hears about it; the loop goes on
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), answer in zip(batch, answers, strict=True):
+                if not future.done():  # its client may have gone away
+                    future.set_result(answer)
+
+
+class _BatchedAnswerer:
+    """What a :class:`ChatSession` needs of an Answerer, answering through the batcher.
+
+    ``ChatSession.send`` runs in a worker thread; its one ``answer`` call hops back onto
+    the event loop so that session questions share forward passes with everyone else's.
+    """
+
+    def __init__(self, answerer: Answerer, batcher: MicroBatcher) -> None:
+        self.memory_size = answerer.memory_size
+        self.unknown = answerer.unknown
+        self._batcher = batcher
+
+    def answer(self, story: Sequence[str], question: str) -> Answer:
+        future = asyncio.run_coroutine_threadsafe(
+            self._batcher.submit(story, question), self._batcher.loop)
+        return future.result()
+
+
+# ---- sessions ------------------------------------------------------------------------------
+
+
+class SessionStore:
+    """Live chat sessions by id: least recently used evicted past ``max_sessions``,
+    idle ones expire after ``ttl_s``."""
+
+    def __init__(self, make: Callable[[], ChatSession], max_sessions: int, ttl_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.make, self.max_sessions, self.ttl_s, self.clock = make, max_sessions, ttl_s, clock
+        self._sessions: OrderedDict[str, tuple[ChatSession, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def create(self) -> tuple[str, ChatSession]:
+        session_id, session = secrets.token_urlsafe(16), self.make()
+        now = self.clock()
+        with self._lock:
+            for old_id in [i for i, (_, used) in self._sessions.items() if now - used > self.ttl_s]:
+                del self._sessions[old_id]
+            self._sessions[session_id] = (session, now)
+            while len(self._sessions) > self.max_sessions:
+                self._sessions.popitem(last=False)
+        return session_id, session
+
+    def get(self, session_id: str) -> ChatSession:
+        """The session, marked as just used; 404 if unknown, evicted or expired."""
+        now = self.clock()
+        with self._lock:
+            if session_id not in self._sessions:
+                raise HTTPException(404, f"No session {session_id!r}: it never existed, was "
+                                         "deleted, or expired. Create one with POST /api/sessions.")
+            session, used = self._sessions.pop(session_id)
+            if now - used > self.ttl_s:
+                raise HTTPException(404, f"Session {session_id!r} expired after {self.ttl_s:g} s "
+                                         f"without use. Create a new one with POST /api/sessions.")
+            self._sessions[session_id] = (session, now)  # now the most recently used
+            return session
+
+    def delete(self, session_id: str) -> None:
+        self.get(session_id)
+        with self._lock:
+            self._sessions.pop(session_id, None)
+
+
+class _LimitBody:
+    """ASGI middleware: 413 for a body declared larger than ``max_bytes``, before it is read.
+
+    Plain ASGI rather than ``@app.middleware("http")``, which costs a task per request.
+    """
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            size = dict(scope["headers"]).get(b"content-length", b"0")
+            if not size.isdigit() or int(size) > self.max_bytes:
+                response = JSONResponse({"detail": f"Request body over {self.max_bytes} bytes."},
+                                        status_code=413)
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+# ---- the app -------------------------------------------------------------------------------
+
+
+def create_app(answerer: Answerer, **limits) -> FastAPI:
+    """The web app over ``answerer``; ``limits`` are :class:`Limits` fields."""
+    lim = Limits(**limits)
+    batcher = MicroBatcher(answerer.answer_batch, lim.max_batch, lim.batch_wait_s)
+    batched = _BatchedAnswerer(answerer, batcher)
+    store = SessionStore(lambda: ChatSession(batched, lim.max_message_chars),
+                         lim.max_sessions, lim.session_ttl_s)
+    info = answerer.info()
+    metrics = {k: float(v) for k, v in (info["metrics"] or {}).items()
+               if isinstance(v, int | float)}
+    accuracy = metrics.get("test_acc", metrics.get("val_acc"))
+    AnswerIn, MessageIn = _request_models(lim)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(title="textrnn chat", version="1", lifespan=lifespan)
+    app.state.store, app.state.batcher, app.state.limits = store, batcher, lim
+
+    app.add_middleware(_LimitBody, max_bytes=lim.max_body_bytes)
+
+    def session_out(session_id: str, session: ChatSession) -> SessionOut:
+        return SessionOut(id=session_id, story=list(session.story),
+                          memory_size=answerer.memory_size, idle_timeout_s=lim.session_ttl_s)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse(INDEX_HTML.read_text(encoding="utf-8"))
+
+    @app.get("/api/health")
+    def health() -> HealthOut:
+        return HealthOut(status="ok", task=info["task"], vocab_size=info["vocab_size"],
+                         accuracy=accuracy, sessions=len(store))
+
+    @app.get("/api/info")
+    def get_info() -> InfoOut:
+        return InfoOut(**{**info, "metrics": metrics}, limits=asdict(lim))
+
+    @app.post("/api/answer", response_model=AnswerOut)
+    async def answer(body: AnswerIn) -> dict:
+        return (await batcher.submit(body.story, body.question)).to_dict()
+
+    @app.post("/api/sessions", status_code=201)
+    def create_session() -> SessionOut:
+        return session_out(*store.create())
+
+    @app.get("/api/sessions/{session_id}")
+    def get_session(session_id: SessionId) -> SessionOut:
+        return session_out(session_id, store.get(session_id))
+
+    @app.post("/api/sessions/{session_id}/messages")
+    async def send(session_id: SessionId, body: MessageIn) -> ReplyOut:
+        session = store.get(session_id)
+        batcher.start()  # the worker thread below submits to it through its loop
+        reply: Reply = await run_in_threadpool(session.send, body.text)
+        return ReplyOut(kind=reply.kind, text=reply.text,
+                        answer=AnswerOut.of(reply.answer) if reply.answer else None,
+                        added=reply.added, forgotten=reply.forgotten,
+                        story_length=len(session.story))
+
+    @app.post("/api/sessions/{session_id}/reset")
+    def reset(session_id: SessionId) -> SessionOut:
+        session = store.get(session_id)
+        session.reset()
+        return session_out(session_id, session)
+
+    @app.delete("/api/sessions/{session_id}", status_code=204)
+    def delete_session(session_id: SessionId) -> Response:
+        store.delete(session_id)
+        return Response(status_code=204)
+
+    return app
+
+
+def _uvicorn_server(app: FastAPI, host: str, port: int, log_level: str):
+    import uvicorn
+
+    # ws="none": the app has no websockets, so none of their libraries is imported.
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws="none",
+                            lifespan="on")
+    return uvicorn.Server(config)
+
+
+def run_server(checkpoint: str, host: str = "127.0.0.1", port: int = 8000,
+               device: str = "cpu", **limits) -> None:
+    """Load ``checkpoint`` and serve it until interrupted (``textrnn serve``)."""
+    app = create_app(Answerer.from_checkpoint(checkpoint, device=device), **limits)
+    print(f"textrnn chat on http://{host}:{port}/  (API schema: /docs)", flush=True)
+    _uvicorn_server(app, host, port, "warning").run()
+
+
+@contextlib.contextmanager
+def background_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0,
+                      log_level: str = "warning") -> Iterator[str]:
+    """Serve ``app`` from a thread (tests, the benchmark); yields its base URL."""
+    server = _uvicorn_server(app, host, port, log_level)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.01)
+    bound_port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
