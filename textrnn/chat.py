@@ -32,7 +32,8 @@ from textrnn.data.babi import sentence_words
 from textrnn.data.qa_batches import encode_stories
 
 MAX_MESSAGE_CHARS = 1000  # longer chat messages are refused, not truncated
-EVIDENCE_MIN_WEIGHT = 0.1  # a sentence is evidence if it gets at least this much attention
+EVIDENCE_MIN_WEIGHT = 0.1  # a sentence is evidence if it gets at least this much attention,
+EVIDENCE_RELATIVE = 0.5  # ...and at least half of what the most attended sentence gets,
 EVIDENCE_MAX = 3  # ...and is among the most attended few
 
 HELP = """\
@@ -137,11 +138,12 @@ class Answerer:
         for (story, question), kept, pred in zip(items, stories, predictions, strict=True):
             weights = _sentence_weights(pred)
             ranked = sorted(range(len(weights)), key=lambda i: -weights[i])[:EVIDENCE_MAX]
+            floor = max(EVIDENCE_MIN_WEIGHT, EVIDENCE_RELATIVE * max(weights, default=0.0))
             dropped = len(story) - len(kept)
             evidence = [
                 Evidence(index=i + dropped, sentence=kept[i], weight=weights[i])
                 for i in sorted(ranked)
-                if weights[i] >= EVIDENCE_MIN_WEIGHT
+                if weights[i] >= floor
             ]
             results.append(Answer(
                 answer=self.answers.itos[pred["answer_id"]],
