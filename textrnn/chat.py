@@ -18,6 +18,7 @@ and the web service (``textrnn serve``) are thin shells over them:
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import threading
@@ -113,7 +114,10 @@ class Answerer:
 
     def unknown(self, text: str) -> list[str]:
         """Words of ``text`` not in the model's vocabulary, in order, without repeats."""
-        return list(dict.fromkeys(w for w in sentence_words(text) if w not in self.words))
+        return self._unknown([_words(text)])
+
+    def _unknown(self, sentences: Sequence[Sequence[str]]) -> list[str]:
+        return list(dict.fromkeys(w for ws in sentences for w in ws if w not in self.words))
 
     def answer(self, story: Sequence[str], question: str) -> Answer:
         """Answer ``question`` about ``story`` (a list of sentences)."""
@@ -124,18 +128,17 @@ class Answerer:
         if not items:
             return []
         stories = [list(story)[-self.memory_size :] for story, _ in items]
-        batch = encode_stories(
-            [[sentence_words(s) for s in story] for story in stories],
-            [sentence_words(q) for _, q in items],
-            self.words,
-            self.memory_size,
-        )
+        story_words = [[_words(s) for s in story] for story in stories]
+        question_words = [_words(q) for _, q in items]
+        batch = encode_stories(story_words, question_words, self.words, self.memory_size)
         device = next(self.model.parameters()).device
         batch = {k: v.to(device) for k, v in batch.items()}
         with self._lock, torch.no_grad():
             predictions = self.model.predict(batch)
         results = []
-        for (story, question), kept, pred in zip(items, stories, predictions, strict=True):
+        for (story, _), kept, words, q_words, pred in zip(
+            items, stories, story_words, question_words, predictions, strict=True
+        ):
             weights = _sentence_weights(pred)
             ranked = sorted(range(len(weights)), key=lambda i: -weights[i])[:EVIDENCE_MAX]
             floor = max(EVIDENCE_MIN_WEIGHT, EVIDENCE_RELATIVE * max(weights, default=0.0))
@@ -149,10 +152,19 @@ class Answerer:
                 answer=self.answers.itos[pred["answer_id"]],
                 confidence=float(pred["confidence"]),
                 evidence=evidence,
-                unknown_words=self.unknown(" ".join([*kept, question])),
+                unknown_words=self._unknown([*words, q_words]),
                 dropped=dropped,
             ))
         return results
+
+
+@functools.lru_cache(maxsize=16384)
+def _words(sentence: str) -> list[str]:
+    """:func:`sentence_words`, cached: a chat session's story is re-read at every question.
+
+    Callers must not modify the returned list (it is shared).
+    """
+    return sentence_words(sentence)
 
 
 def _sentence_weights(pred: dict) -> list[float]:
