@@ -183,6 +183,43 @@ def test_adjacent_tying_shares_parameters():
     assert torch.equal(net.tables[0].weight[0], torch.zeros(net.config.embedding_size))
 
 
+def test_answer_hidden_adds_a_relu_layer_and_defaults_to_the_papers_linear_answer():
+    model, batches, *_ = toy_setup()
+    assert model.config.answer_hidden == 0 and isinstance(model.net.H, torch.nn.Identity)
+    assert model.net.W.in_features == model.config.embedding_size
+    model, batches, *_ = toy_setup(answer_hidden=8)
+    assert model.net.W.in_features == 8
+    logits, _ = model(next(iter(batches)))  # (B, A)
+    assert logits.shape == (16, model.config.num_answers)
+
+
+def yes_no_examples(n: int, seed: int = 0) -> list[QAExample]:
+    """Tiny qa6-like stories: 'is P in the L' -> yes/no, half of each."""
+    rng = random.Random(seed)
+    examples = []
+    for ex in toy_examples(n, seed):
+        person, place = ex.question[-1], ex.answer
+        if rng.random() < 0.5:
+            place = rng.choice([p for p in PLACES if p != ex.answer])
+        answer = "yes" if place == ex.answer else "no"
+        examples.append(QAExample(ex.story, ["is", person, "in", "the", place], answer,
+                                  ex.support, task=6))
+    return examples
+
+
+def test_answer_hidden_learns_yes_no_questions():
+    # Whether the asked place equals the remembered one is not linear in u = q + o.
+    examples = yes_no_examples(512)
+    words, answers = build_vocabs(examples)
+    torch.manual_seed(0)
+    config = QAConfig(vocab_size=len(words), num_answers=len(answers), hops=1,
+                      linear_start=False, random_noise=0.0, answer_hidden=32)
+    model = QAModel(config)
+    batches = QABatches(examples, words, answers, batch_size=32, shuffle=True, seed=0)
+    train(model, batches, epochs=15)
+    assert model.evaluate(batches)["val_acc"] >= 0.95
+
+
 def test_linear_start_switches_off_when_val_loss_stalls_and_survives_state_dict():
     model, *_ = toy_setup()
     assert model.linear_start_active
