@@ -39,7 +39,9 @@ import sys, torch
 torch.set_num_threads(1)
 from textrnn.chat import Answerer
 from textrnn.serve import background_server, create_app
+from textrnn.serve import freeze_startup_heap
 app = create_app(Answerer.from_checkpoint(sys.argv[1]))
+freeze_startup_heap()  # as run_server does
 with background_server(app) as url:
     print(url, flush=True)
     sys.stdin.read()
