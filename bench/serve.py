@@ -107,14 +107,39 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def load_wrk(url: str, clients: int, seconds: float, tmp: Path) -> dict:
-    """Run wrk against /api/answer; returns requests/s, p50/p99 ms and the error count."""
-    script = tmp / "post.lua"
-    body = json.dumps({"story": STORY, "question": "Where is Mary?"})
-    script.write_text(WRK_SCRIPT.format(body=body))
+# Sessions: each request goes to the next of the pre-made sessions, cycling through two
+# statements and a question, as a person chatting would.
+WRK_SESSION_SCRIPT = """
+local ids = {{{ids}}}
+local texts = {{{texts}}}
+local n = 0
+request = function()
+    n = n + 1
+    local path = "/api/sessions/" .. ids[(n % #ids) + 1] .. "/messages"
+    local body = '{{"text": "' .. texts[(n % #texts) + 1] .. '"}}'
+    return wrk.format("POST", path, {{["Content-Type"] = "application/json"}}, body)
+end
+"""
+
+
+def load_wrk(url: str, clients: int, seconds: float, tmp: Path, route: str) -> dict:
+    """Run wrk against a route; returns requests/s, p50/p99 ms and the error count."""
+    script = tmp / "load.lua"
+    if route == "answer":
+        body = json.dumps({"story": STORY, "question": "Where is Mary?"})
+        script.write_text(WRK_SCRIPT.format(body=body))
+        target = f"{url}/api/answer"
+    else:
+        import httpx2
+
+        ids = [httpx2.post(f"{url}/api/sessions").json()["id"] for _ in range(clients)]
+        texts = [STORY[0], STORY[1], "Where is Mary?"]
+        script.write_text(WRK_SESSION_SCRIPT.format(
+            ids=", ".join(f'"{i}"' for i in ids), texts=", ".join(f'"{t}"' for t in texts)))
+        target = url
     out = subprocess.run(
         ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--latency", "-s", str(script),
-         f"{url}/api/answer"], capture_output=True, text=True, check=True).stdout
+         target], capture_output=True, text=True, check=True).stdout
 
     def ms(label: str) -> float:
         value, unit = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
@@ -137,11 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--route", choices=["answer", "session"], default="answer",
                         help="stateless /api/answer, or chat sessions (default: answer)")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto",
-                        help="load generator: wrk (answer route only) or async Python clients; "
+                        help="load generator: wrk or async Python clients; "
                              "auto = wrk when installed (default: auto)")
     args = parser.parse_args(argv)
-    use_wrk = args.route == "answer" and (
-        args.client == "wrk" or (args.client == "auto" and shutil.which("wrk")))
+    use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint or tiny_checkpoint(Path(tmp))
         server = subprocess.Popen([sys.executable, "-c", SERVER, checkpoint],
@@ -151,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             if not url:
                 raise SystemExit("the server did not start")
             if use_wrk:
-                r = load_wrk(url, args.clients, args.seconds, Path(tmp))
+                r = load_wrk(url, args.clients, args.seconds, Path(tmp), args.route)
             else:
                 latencies, errors, elapsed = asyncio.run(
                     load(url, args.clients, args.seconds, args.route))
@@ -159,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             server.stdin.close()
             server.wait(timeout=30)
     if use_wrk:
-        print(f"route=answer clients={args.clients} seconds={args.seconds:g} client=wrk")
+        print(f"route={args.route} clients={args.clients} seconds={args.seconds:g} client=wrk")
         print(f"requests/s {r['rps']:.0f}  errors {r['errors']}")
         print(f"latency ms: p50 {r['p50']:.1f}  p99 {r['p99']:.1f}")
         return 1 if r["errors"] else 0
