@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -28,26 +29,17 @@ TINY_LM = [
 ]
 
 
+def _train_tiny(tiny_text: Path, out: Path) -> int:
+    """A 5-step ``train lm`` on the tiny text into ``out``; returns the exit status."""
+    return main(["train", "lm", "--data", str(tiny_text), "--out", str(out),
+                 "--max-steps", "5", *TINY_LM])
+
+
 @pytest.fixture
 def trained(tiny_text, tmp_path):
     """Run directory of a 5-step ``train lm`` on the tiny text."""
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "lm",
-                "--data",
-                str(tiny_text),
-                "--out",
-                str(out),
-                "--max-steps",
-                "5",
-                *TINY_LM,
-            ]
-        )
-        == 0
-    )
+    assert _train_tiny(tiny_text, out) == 0
     return out
 
 
@@ -60,22 +52,7 @@ def _one_line_error(capsys) -> str:
 
 def test_train_writes_a_run(tiny_text, tmp_path, capsys) -> None:
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "lm",
-                "--data",
-                str(tiny_text),
-                "--out",
-                str(out),
-                "--max-steps",
-                "5",
-                *TINY_LM,
-            ]
-        )
-        == 0
-    )
+    assert _train_tiny(tiny_text, out) == 0
     assert {p.name for p in out.iterdir()} == {"best.pt", "last.pt", "metrics.jsonl", "curves.png"}
     captured = capsys.readouterr()
     assert "step 5: best val_loss" in captured.out
