@@ -121,6 +121,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    """``score``: which sentence does a language model find more likely?"""
+    bundle = checkpoint.load(args.checkpoint, map_location=resolve_device(args.device))
+    task = TASKS[bundle.task]
+    if not hasattr(task, "score"):
+        raise TextrnnError(f"{args.checkpoint}: {bundle.task!r} models cannot score sentences")
+    for sentence, logp, n in task.score(bundle, args.sentences):
+        print(f"{logp:10.3f}  ({logp / n:7.3f} per token)  {sentence}")
+    return 0
+
+
 def cmd_data_shakespeare(args: argparse.Namespace) -> int:
     """``data shakespeare``: write train/valid/test text files split by play."""
     for split, path in prepare_shakespeare(args.out).items():
@@ -316,6 +327,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-message-chars", type=int, default=1000,
                        help="longest message accepted (default: %(default)s)")
     serve.set_defaults(func=cmd_serve)
+
+    score = commands.add_parser(
+        "score",
+        help="rank sentences by a language model's log-probability",
+        description="Print each sentence's log-probability (nats) under a language model, "
+        "most likely first: e.g. 'the apple and pear salad' vs 'the apple and pair salad'.",
+    )
+    score.add_argument("--checkpoint", required=True, metavar="FILE", help="an lm checkpoint")
+    score.add_argument("sentences", nargs="+", metavar="SENTENCE", help="sentences to compare")
+    score.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    score.set_defaults(func=cmd_score)
 
     sample = commands.add_parser(
         "sample",

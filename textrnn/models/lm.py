@@ -181,6 +181,35 @@ class LanguageModel(nn.Module):
         return batch["y"].numel()
 
     @torch.no_grad()
+    @torch.no_grad()
+    def score(self, sequences: list[list[int]], start_id: int) -> list[float]:
+        """Log-probability of each token sequence, each read from a fresh state.
+
+        ``log p(w_1..w_n) = Σ_t log p(w_t | start, w_1..w_{t-1})``: the model reads
+        ``start`` (``<eos>`` for word models: a sentence begins after a line end)
+        and then the sequence, predicting each next token.
+
+        Args:
+            sequences: B lists of token ids (word level: ending in ``<eos>``), each non-empty.
+            start_id: the token the model reads before each sequence.
+
+        Returns:
+            B floats, log-probabilities in nats (0 = certain; more negative = less likely).
+        """
+        lengths = torch.tensor([len(s) for s in sequences])  # (B,)
+        device = self.embedding.weight.device
+        T = int(lengths.max())
+        x = torch.zeros(len(sequences), T, dtype=torch.long)  # (B, T): start, w_1..w_{n-1}
+        y = torch.zeros(len(sequences), T, dtype=torch.long)  # (B, T): w_1..w_n
+        for b, seq in enumerate(sequences):
+            x[b, : len(seq)] = torch.tensor([start_id, *seq[:-1]])
+            y[b, : len(seq)] = torch.tensor(seq)
+        # Padding only follows real tokens, so real positions are exact without lengths.
+        logits, _ = self(x.to(device))  # (B, T, V)
+        logp = torch.log_softmax(logits.float(), -1).gather(-1, y.to(device).unsqueeze(-1))
+        mask = torch.arange(T)[None, :] < lengths[:, None]  # (B, T)
+        return (logp.squeeze(-1).cpu() * mask).sum(1).tolist()
+
     def sample(
         self,
         prompt_ids: list[int],

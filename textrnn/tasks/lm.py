@@ -180,6 +180,17 @@ class LMTask:
             f"bpc {results['bpc']:.3f}  ({results['tokens']} tokens)"
         )
 
+    def score(self, bundle: Bundle, sentences: list[str]) -> list[tuple[str, float, int]]:
+        """``(sentence, log-probability in nats, tokens)`` for each sentence, best first."""
+        level, vocab = bundle.config.level, bundle.vocabs["tokens"]
+        token_lists = [tokenize_lines(s.strip() + "\n", level) for s in sentences]
+        if any(not tokens for tokens in token_lists):
+            raise DataError("cannot score an empty sentence")
+        start = vocab.eos_id if level == "word" else vocab.stoi.get("\n", vocab.unk_id)
+        logps = bundle.model.score([vocab.encode(t) for t in token_lists], start)
+        ranked = zip(sentences, logps, map(len, token_lists), strict=True)
+        return sorted(ranked, key=lambda r: -r[1])
+
     def sample(self, bundle: Bundle, args: argparse.Namespace) -> str:
         """The prompt followed by ``args.max_tokens`` sampled tokens, as text."""
         level, vocab = bundle.config.level, bundle.vocabs["tokens"]
