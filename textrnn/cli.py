@@ -117,7 +117,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     task = TASKS[bundle.task]
     if not hasattr(task, "sample"):
         raise TextrnnError(f"{args.checkpoint}: {bundle.task!r} models cannot sample")
-    print(task.sample(bundle, args))
+    for piece in task.sample(bundle, args):  # streamed: each token as soon as it is drawn
+        print(piece, end="", flush=True)
+    print()
     return 0
 
 
@@ -341,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser(
         "sample",
-        help="generate text from a language model",
+        help="generate text from a language model (word models stop at the line's end)",
         description="Generate text from a language-model checkpoint.",
     )
     sample.add_argument("--checkpoint", required=True, metavar="FILE", help="a .pt checkpoint")
@@ -361,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="sample among the k likeliest tokens; 0 = all (default: %(default)s)",
     )
+    sample.add_argument("--no-unk", action="store_true",
+                        help="never generate <unk> (the rare-word token)")
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     sample.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
     sample.set_defaults(func=cmd_sample)

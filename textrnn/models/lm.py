@@ -25,6 +25,7 @@ after 600 steps of 32 x 64 characters, about 2 minutes on 2 CPU cores
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -210,7 +211,12 @@ class LanguageModel(nn.Module):
         mask = torch.arange(T)[None, :] < lengths[:, None]  # (B, T)
         return (logp.squeeze(-1).cpu() * mask).sum(1).tolist()
 
-    def sample(
+    def sample(self, prompt_ids: list[int], max_tokens: int = 200, **options) -> list[int]:
+        """The ids :meth:`generate` yields, as a list (the prompt not included)."""
+        return list(self.generate(prompt_ids, max_tokens, **options))
+
+    @torch.no_grad()
+    def generate(
         self,
         prompt_ids: list[int],
         max_tokens: int = 200,
@@ -218,44 +224,48 @@ class LanguageModel(nn.Module):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
         exclude_ids: list[int] | None = None,
-    ) -> list[int]:
-        """Continue a prompt one token at a time.
+        stop_id: int | None = None,
+    ) -> Iterator[int]:
+        """Continue a prompt one token at a time, yielding each id as soon as it is drawn.
 
         Args:
             prompt_ids: the prompt's token ids (at least one).
-            max_tokens: how many tokens to generate.
+            max_tokens: the most tokens to generate.
             temperature: divides the logits; below 1 is more conservative, 0 is greedy.
             top_k: sample only among the ``top_k`` most likely tokens (None = all).
             generator: a CPU ``torch.Generator`` for reproducible samples.
             exclude_ids: ids never to generate (e.g. ``<pad>``, ``<unk>``).
+            stop_id: stop after yielding this id (e.g. ``<eos>``).
 
-        Returns:
-            The ``max_tokens`` generated ids (the prompt not included).
+        Yields:
+            Generated token ids.
         """
         if not prompt_ids:
             raise ValueError("prompt_ids must hold at least one token id")
         was_training = self.training
         self.eval()
         device = self.embedding.weight.device
-        logits, state = self(torch.tensor([prompt_ids], device=device))  # (1, P, V)
-        generated = []
-        for _ in range(max_tokens):
-            scores = logits[0, -1].float().cpu()  # (V,)
-            if exclude_ids:
-                scores[exclude_ids] = float("-inf")
-            if temperature <= 0:
-                next_id = int(scores.argmax())
-            else:
-                scores = scores / temperature
-                if top_k is not None and top_k < scores.numel():
-                    kth = torch.topk(scores, top_k).values[-1]
-                    scores = scores.masked_fill(scores < kth, float("-inf"))
-                probs = torch.softmax(scores, dim=-1)  # (V,)
-                next_id = int(torch.multinomial(probs, 1, generator=generator))
-            generated.append(next_id)
-            logits, state = self(torch.tensor([[next_id]], device=device), state)  # (1, 1, V)
-        self.train(was_training)
-        return generated
+        try:
+            logits, state = self(torch.tensor([prompt_ids], device=device))  # (1, P, V)
+            for _ in range(max_tokens):
+                scores = logits[0, -1].float().cpu()  # (V,)
+                if exclude_ids:
+                    scores[exclude_ids] = float("-inf")
+                if temperature <= 0:
+                    next_id = int(scores.argmax())
+                else:
+                    scores = scores / temperature
+                    if top_k is not None and top_k < scores.numel():
+                        kth = torch.topk(scores, top_k).values[-1]
+                        scores = scores.masked_fill(scores < kth, float("-inf"))
+                    probs = torch.softmax(scores, dim=-1)  # (V,)
+                    next_id = int(torch.multinomial(probs, 1, generator=generator))
+                yield next_id
+                if next_id == stop_id:
+                    break
+                logits, state = self(torch.tensor([[next_id]], device=device), state)  # (1, 1, V)
+        finally:
+            self.train(was_training)
 
     # The carried state travels in state_dict() so that resuming continues the same streams.
     def get_extra_state(self) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from dataclasses import fields
 
 import torch
@@ -191,20 +192,34 @@ class LMTask:
         ranked = zip(sentences, logps, map(len, token_lists), strict=True)
         return sorted(ranked, key=lambda r: -r[1])
 
-    def sample(self, bundle: Bundle, args: argparse.Namespace) -> str:
-        """The prompt followed by ``args.max_tokens`` sampled tokens, as text."""
+    def sample(self, bundle: Bundle, args: argparse.Namespace) -> Iterator[str]:
+        """The prompt, then each sampled token as text, as soon as it is drawn.
+
+        Word models stop at ``<eos>`` (the end of the line) or ``args.max_tokens``;
+        ``args.no_unk`` keeps ``<unk>`` out of the sample.
+        """
         level, vocab = bundle.config.level, bundle.vocabs["tokens"]
         prompt_tokens = TOKENIZERS[level](args.prompt) or tokenize_lines("\n", level)
         generator = torch.Generator().manual_seed(args.seed)
-        # Specials are never text, except <eos> as the line break at word level.
-        keep = {vocab.eos_id} if level == "word" else set()
-        exclude = [vocab.stoi[token] for token in vocab.specials if vocab.stoi[token] not in keep]
-        ids = bundle.model.sample(
+        # <pad> and <bos> never occur in text; <eos> is a char model's unseen special;
+        # <unk> stands for real (rare) words, so it goes only when asked.
+        never = {vocab.pad_id, vocab.bos_id} | ({vocab.eos_id} if level == "char" else set())
+        if args.no_unk:
+            never.add(vocab.unk_id)
+        ids = bundle.model.generate(
             vocab.encode(prompt_tokens),
             max_tokens=args.max_tokens,
             temperature=args.temperature,
             top_k=args.top_k or None,
             generator=generator,
-            exclude_ids=exclude,
+            exclude_ids=sorted(i for i in never if i is not None),
+            stop_id=vocab.eos_id if level == "word" else None,
         )
-        return detokenize(prompt_tokens + vocab.decode(ids), level)
+        tokens = list(prompt_tokens)
+        shown = detokenize(tokens, level)
+        yield shown
+        for next_id in ids:
+            tokens.append(vocab.itos[next_id])
+            text = detokenize(tokens, level)  # appending a token only appends text
+            yield text[len(shown) :]
+            shown = text
