@@ -111,12 +111,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sample(args: argparse.Namespace) -> int:
-    """``sample``: generate text from a checkpoint whose task can sample."""
+def _load_for(args: argparse.Namespace, capability: str, doing: str):
+    """``(bundle, task)`` for ``args.checkpoint``, whose task must have ``capability``."""
     bundle = checkpoint.load(args.checkpoint, map_location=resolve_device(args.device))
     task = TASKS[bundle.task]
-    if not hasattr(task, "sample"):
-        raise TextrnnError(f"{args.checkpoint}: {bundle.task!r} models cannot sample")
+    if not hasattr(task, capability):
+        raise TextrnnError(f"{args.checkpoint}: {bundle.task!r} models cannot {doing}")
+    return bundle, task
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """``sample``: generate text from a checkpoint whose task can sample."""
+    bundle, task = _load_for(args, "sample", "sample")
     for piece in task.sample(bundle, args):  # streamed: each token as soon as it is drawn
         print(piece, end="", flush=True)
     print()
@@ -125,10 +131,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """``score``: which sentence does a language model find more likely?"""
-    bundle = checkpoint.load(args.checkpoint, map_location=resolve_device(args.device))
-    task = TASKS[bundle.task]
-    if not hasattr(task, "score"):
-        raise TextrnnError(f"{args.checkpoint}: {bundle.task!r} models cannot score sentences")
+    bundle, task = _load_for(args, "score", "score sentences")
     for sentence, logp, n in task.score(bundle, args.sentences):
         print(f"{logp:10.3f}  ({logp / n:7.3f} per token)  {sentence}")
     return 0
