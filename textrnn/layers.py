@@ -69,6 +69,7 @@ State = Tensor | tuple[Tensor, Tensor]
 BIG = 1.0e4
 
 IMPLS = ("fused", "cells")
+FREEZABLE = ("LSTM", "GRU")  # modes with a gate that can hold the state at padded steps
 _warned: set[str] = set()
 
 
@@ -179,7 +180,7 @@ class _Recurrent(nn.RNNBase):
                         x, state, self._flat_weights, self.num_layers, self.dropout,
                         self.bidirectional,
                     )
-                joint = self.bidirectional and zero_start and self._pad_column(x) is not None
+                joint = self.bidirectional and zero_start and self.mode in FREEZABLE
                 return self._run_per_direction(
                     x, lengths, state, self._fused_direction,
                     self._fused_both_directions if joint else None,
