@@ -83,12 +83,10 @@ def task_files(data: str, tasks: list[int] | None, split: str) -> dict[int, Path
 
 
 def read_tasks(files: dict[int, Path]) -> dict[int, list[QAExample]]:
-    """Read each file; every example carries its task id."""
-    out = {}
-    for task, path in files.items():
-        examples = read_babi(path)
-        out[task] = [QAExample(e.story, e.question, e.answer, e.support, task) for e in examples]
-    return out
+    """Read each file. ``read_babi`` tags examples with the task in the file's name;
+    generated files have none (``task=None``), which the batches encode as 0, the
+    ``GENERATED_TASK`` key they are filed under here."""
+    return {task: read_babi(path) for task, path in files.items()}
 
 
 class QATask:
