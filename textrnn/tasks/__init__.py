@@ -17,7 +17,14 @@ editing an ``if`` chain. Each task object provides:
 - ``add_eval_args(group)``: flags for ``textrnn eval``. All tasks share the one
   ``eval`` parser, so pick names no other task uses with another meaning;
 - ``evaluate(bundle, args) -> dict`` and ``format_eval(results) -> str``;
-- optionally ``sample(bundle, args) -> str`` for ``textrnn sample``.
+- optionally ``sample(bundle, args) -> Iterator[str]`` for ``textrnn sample`` (and
+  ``add_sample_args(group)`` for its own sample flags), ``score(bundle, sentences)``
+  for ``textrnn score``;
+- optionally ``add_data_commands(datasets)``: ``textrnn data <name>`` subcommands
+  (argparse subparsers; each sets its own ``func``);
+- optionally ``add_commands(commands)``: top-level commands of its own, such as
+  ``textrnn tag``; each sets ``func(args) -> int`` and raises
+  :class:`~textrnn.errors.TextrnnError` for user errors.
 """
 
 from textrnn.tasks.lm import LMTask
