@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from textrnn.layers import GRU, LSTM, RNN, detach_state, reverse_index
+from textrnn.layers import GRU, LSTM, RNN, detach_state, reverse_index, segment_bounds
 
 TOL = 1e-10
 KINDS = {
@@ -26,12 +26,26 @@ KINDS = {
 B, T, I, H = 5, 9, 4, 6
 
 
+# Ways of running a ragged batch: impl, then (for "fused") the ragged path and the price
+# of a segment (0 cuts time at every length: the most segments).
+IMPLS = {
+    "fused": ("fused", "auto", None),
+    "fused-one-call": ("fused", "one-call", None),
+    "fused-many-segments": ("fused", "segments", 0.0),
+    "cells": ("cells", "auto", None),
+}
+
+
 def make(kind, num_layers, bidirectional, impl, seed=0):
     ours_cls, torch_cls, kw = KINDS[kind]
+    impl, ragged, overhead = IMPLS[impl]
     torch.manual_seed(seed)
     ref = torch_cls(I, H, num_layers, batch_first=True, bidirectional=bidirectional, **kw).double()
     ours = ours_cls(I, H, num_layers, bidirectional=bidirectional, impl=impl, **kw).double()
     ours.load_state_dict(ref.state_dict())
+    ours.ragged = ragged
+    if overhead is not None:
+        ours.segment_overhead = overhead
     return ours, ref
 
 
@@ -63,7 +77,7 @@ def max_diff(a, b):
 
 
 RAGGED = torch.tensor([9, 3, 7, 1, 5])
-GRID = list(itertools.product(KINDS, [1, 2, 3], [False, True], ["fused", "cells"]))
+GRID = list(itertools.product(KINDS, [1, 2, 3], [False, True], IMPLS))
 # On a GPU machine the same parity runs through cuDNN too.
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -100,9 +114,10 @@ def test_layer_matches_torch(kind, num_layers, bidirectional, impl, ragged, devi
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("start", ["given", "zero"])
-def test_fused_and_cells_agree_with_empty_sequences(kind, bidirectional, start):
+@pytest.mark.parametrize("impl", ["fused", "fused-one-call", "fused-many-segments"])
+def test_fused_and_cells_agree_with_empty_sequences(kind, bidirectional, start, impl):
     """Length 0 is allowed (torch's packing refuses it): zero output, state = initial state."""
-    fused, _ = make(kind, 2, bidirectional, "fused")
+    fused, _ = make(kind, 2, bidirectional, impl)
     cells, _ = make(kind, 2, bidirectional, "cells")
     x = torch.randn(B, T, I, dtype=torch.float64)
     lengths = torch.tensor([0, 4, 9, 0, 2])
@@ -119,7 +134,7 @@ def test_fused_and_cells_agree_with_empty_sequences(kind, bidirectional, start):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("impl", ["fused", "cells"])
+@pytest.mark.parametrize("impl", IMPLS)
 def test_padding_never_changes_a_real_position(kind, impl):
     """Whatever sits in the padding, real outputs and final states are unchanged."""
     layer, _ = make(kind, 2, True, impl)
@@ -225,3 +240,28 @@ def test_other_runtime_errors_are_not_swallowed(monkeypatch):
     monkeypatch.setattr(fused, "_fused_call", broken)
     with pytest.raises(RuntimeError, match="out of memory"):
         fused(torch.randn(B, T, I, dtype=torch.float64))
+
+
+def _segments_cost(lengths, bounds, overhead):
+    return sum(sum(n > a for n in lengths) * (b - a) + overhead
+               for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_segment_bounds_are_the_cheapest_cuts(seed):
+    """Against every subset of the possible cuts, on small random batches."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = sorted(torch.randint(0, 12, (7,), generator=g).tolist(), reverse=True)
+    overhead = [0.0, 1.0, 5.0, 30.0][seed % 4]
+    bounds = segment_bounds(lengths, overhead)
+    if lengths[0] == 0:
+        assert bounds == [0]
+        return
+    assert bounds[0] == 0 and bounds[-1] == lengths[0] and bounds == sorted(set(bounds))
+    inner = sorted({n for n in lengths if 0 < n < lengths[0]})
+    best = min(
+        _segments_cost(lengths, [0, *cuts, lengths[0]], overhead)
+        for r in range(len(inner) + 1)
+        for cuts in itertools.combinations(inner, r)
+    )
+    assert _segments_cost(lengths, bounds, overhead) == pytest.approx(best)

@@ -53,6 +53,7 @@ reference path, slower; ``bench/layers.py`` says by how much.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import torch
@@ -67,6 +68,12 @@ State = Tensor | tuple[Tensor, Tensor]
 # 1.0/0.0 in float16/32/64 whenever |z| < BIG - 800, i.e. for any sane model;
 # 1e4 is also representable in float16 and bfloat16 (autocast on GPU).
 BIG = 1.0e4
+
+# What one more time segment of a ragged CPU run costs (kernel call, slicing, padding,
+# and their backward), in multiply-adds of the recurrence. Measured with
+# bench/layers.py on 2 cores: segments pay off for hidden sizes of ~256 and up, while
+# a small plain RNN stays one call.
+SEGMENT_COST = 3.0e7
 
 IMPLS = ("fused", "cells")
 FREEZABLE = ("LSTM", "GRU")  # modes with a gate that can hold the state at padded steps
@@ -142,6 +149,13 @@ class _Recurrent(nn.RNNBase):
             bidirectional=bidirectional,
         )
         self.impl = impl
+        # How a ragged batch runs with impl="fused": "segments" (sorted, in time
+        # segments: the CPU's choice under "auto"), or "one-call" (one padded call
+        # per layer and direction: the GPU's, where each call costs a launch).
+        self.ragged = "auto"
+        # The price of one more segment in row-steps (one sequence, one step), see
+        # segment_bounds; None: SEGMENT_COST over the multiply-adds of a row-step.
+        self.segment_overhead: float | None = None
 
     # --- what each cell type supplies -------------------------------------------------
     is_lstm = False
@@ -180,6 +194,8 @@ class _Recurrent(nn.RNNBase):
                         x, state, self._flat_weights, self.num_layers, self.dropout,
                         self.bidirectional,
                     )
+                if self.ragged == "segments" or (self.ragged == "auto" and x.device.type == "cpu"):
+                    return self._run_segmented(x, lengths, state)
                 joint = self.bidirectional and zero_start and self.mode in FREEZABLE
                 return self._run_per_direction(
                     x, lengths, state, self._fused_direction,
@@ -331,6 +347,69 @@ class _Recurrent(nn.RNNBase):
         h = torch.stack([h_fwd, h[1]])  # (2, B, H)
         return out, ((h, state[1]) if self.is_lstm else h)  # LSTM: forward c frozen
 
+    def _run_segmented(self, x: Tensor, lengths: Tensor, state: State):
+        """Ragged batch on CPU: sort by length, then run each direction in time segments.
+
+        See :func:`segment_bounds`. Sorting (longest first) makes the sequences still
+        running at any step a prefix of the batch; the result is put back in the
+        caller's order.
+        """
+        order = torch.argsort(lengths, descending=True, stable=True)  # (B,)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(order.numel(), device=order.device)
+        lengths = lengths[order]
+        overhead = self.segment_overhead
+        if overhead is None:
+            gates = {"LSTM": 4, "GRU": 3}.get(self.mode, 1)
+            overhead = SEGMENT_COST / (gates * self.hidden_size * (self.input_size
+                                                                   + self.hidden_size))
+        bounds = segment_bounds(lengths.tolist(), overhead)
+        run = functools.partial(self._fused_segments, bounds=bounds)
+        sort = lambda s: s.index_select(1, order)  # noqa: E731  (L*D, B, H)
+        state = (sort(state[0]), sort(state[1])) if self.is_lstm else sort(state)
+        out, state = self._run_per_direction(x.index_select(0, order), lengths, state, run)
+        unsort = lambda s: s.index_select(1, inverse)  # noqa: E731
+        state = (unsort(state[0]), unsort(state[1])) if self.is_lstm else unsort(state)
+        return out.index_select(0, inverse), state
+
+    def _fused_segments(self, x, valid, lengths, s0, weights, bounds):
+        """One direction of one layer over time segments, only running sequences in each.
+
+        ``x`` is sorted by ``lengths``, longest first. Segment ``[a, b)`` runs the
+        ``n`` sequences longer than ``a`` (a prefix) from the state they reached at
+        ``a``. A sequence that ends inside a segment runs on over padding there; its
+        outputs are zeroed and its final ``h`` is read from its last real output.
+        Only the LSTM's ``c``, which is not an output, needs the freezing pad column
+        (module docstring) in such a segment.
+
+        Args:
+            x: (B, T, I); valid: (B, T) bool; lengths: (B,) long, non-increasing;
+            s0: ``h0`` (B, H) or ``(h0, c0)``; bounds: segment edges from
+            :func:`segment_bounds`, ``0 = b_0 < ... < b_K = lengths[0]``.
+
+        Returns:
+            output (B, T, H), zero past each end, and the final ``h`` or ``(h, c)``.
+        """
+        B, T = x.shape[0], x.shape[1]
+        h0 = s0[0] if self.is_lstm else s0  # (B, H)
+        h, c = h0, (s0[1] if self.is_lstm else None)  # running state of the live prefix
+        pieces = []
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            n = int((lengths > a).sum())  # live sequences: a prefix, as sorted
+            live_valid = valid[:n, a:b]  # (n, b - a)
+            hx = (h[:n].unsqueeze(0), c[:n].unsqueeze(0)) if self.is_lstm else h[:n].unsqueeze(0)
+            freeze = self.is_lstm and not bool(live_valid[:, -1].all())
+            out, s = self._fused_padded(x[:n, a:b], live_valid, hx, weights, False, freeze)
+            pieces.append(F.pad(out, (0, 0, 0, 0, 0, B - n)))  # (B, b - a, H)
+            h = torch.cat([(s[0] if self.is_lstm else s)[0], h[n:]])  # (B, H)
+            if self.is_lstm:
+                c = torch.cat([s[1][0], c[n:]])
+        if bounds[-1] < T:
+            pieces.append(x.new_zeros(B, T - bounds[-1], self.hidden_size))
+        out = torch.cat(pieces, 1) if pieces else x.new_zeros(B, T, self.hidden_size)
+        h_last = _last_valid(out, lengths, h0)  # (B, H)
+        return out, ((h_last, c) if self.is_lstm else h_last)
+
     def _cells_direction(self, x, valid, lengths, s0, weights):
         """One direction of one layer, step by step with the cell's recurrence."""
         w_ih, w_hh = weights[0], weights[1]
@@ -355,6 +434,47 @@ class _Recurrent(nn.RNNBase):
         if not outputs:
             return x.new_zeros(x.shape[0], 0, self.hidden_size), s0
         return torch.stack(outputs, 1), state  # (B, T, H)
+
+
+def segment_bounds(lengths: list[int], overhead: float) -> list[int]:
+    """Where to cut time so that a ragged batch costs little more than its real steps.
+
+    With the batch sorted longest first, segment ``[a, b)`` costs about
+    ``n(a) * (b - a) + overhead`` row-steps, where ``n(a)`` sequences are longer
+    than ``a`` and ``overhead`` prices one more kernel call. Cuts are only worth
+    making where a sequence ends, so a dynamic programme over the distinct
+    lengths finds the cheapest cuts (O(P^2) for P distinct lengths, P <= B).
+
+    Args:
+        lengths: non-increasing, each >= 0.
+        overhead: cost of one extra segment, in row-steps.
+
+    Returns:
+        ``[0, b_1, ..., lengths[0]]``; just ``[0]`` when every length is 0.
+
+    >>> segment_bounds([10, 10, 2, 2], overhead=1.0)   # 4*2 + 2*8 + 2 calls
+    [0, 2, 10]
+    >>> segment_bounds([10, 10, 2, 2], overhead=100.0)  # one padded call is cheaper
+    [0, 10]
+    >>> segment_bounds([0, 0], overhead=1.0)
+    [0]
+    """
+    points = sorted({0, *(n for n in lengths if n > 0)})  # candidate cuts
+    if len(points) == 1:
+        return [0]
+    live = [sum(1 for n in lengths if n > p) for p in points]  # n(p)
+    best = [0.0] + [float("inf")] * (len(points) - 1)  # cheapest cost to reach points[j]
+    prev = [0] * len(points)
+    for j in range(1, len(points)):
+        for i in range(j):
+            cost = best[i] + live[i] * (points[j] - points[i]) + overhead
+            if cost < best[j]:
+                best[j], prev[j] = cost, i
+    cuts, j = [], len(points) - 1
+    while j > 0:
+        cuts.append(points[j])
+        j = prev[j]
+    return [0, *reversed(cuts)]
 
 
 def _last_valid(out: Tensor, lengths: Tensor, h0: Tensor) -> Tensor:
