@@ -1,16 +1,24 @@
-"""The ``lm`` task: train, evaluate and sample a language model on a plain text file."""
+"""The ``lm`` task: train, evaluate and sample a language model on a plain text file.
+
+It also brings ``textrnn data melodies`` (ABC folk tunes, :mod:`textrnn.data.melodies`)
+and ``textrnn sample --abc tune.abc``, which continues a tune and writes it as ABC and
+MIDI (:mod:`textrnn.music`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterator
 from dataclasses import fields
+from pathlib import Path
 
 import torch
 
 from textrnn.checkpoint import Bundle
+from textrnn.data.melodies import prepare_melodies
 from textrnn.data.text import StreamBatches, detokenize, read_text, tokenize_lines
-from textrnn.errors import DataError
+from textrnn.errors import DataError, TextrnnError
 from textrnn.models.lm import LAYERS, LanguageModel, LMConfig
 from textrnn.tokenize import TOKENIZERS
 from textrnn.train import to_device
@@ -192,22 +200,123 @@ class LMTask:
         ranked = zip(sentences, logps, map(len, token_lists), strict=True)
         return sorted(ranked, key=lambda r: -r[1])
 
+    def add_sample_args(self, group: argparse._ArgumentGroup) -> None:
+        """Add the melody flags of ``sample``: write the sampled tune as ABC and MIDI."""
+        group.add_argument(
+            "--abc",
+            metavar="FILE",
+            help="lm on tunes: continue the prompt (a header and a first note; \\n for line "
+            "breaks) to the tune's end and write it to FILE as ABC, and as MIDI",
+        )
+        group.add_argument(
+            "--midi",
+            metavar="FILE",
+            help="lm on tunes: where the MIDI goes (default: --abc with .mid)",
+        )
+        group.add_argument(
+            "--abc-retries",
+            type=int,
+            default=0,
+            metavar="N",
+            help="lm on tunes: if the tune is not valid ABC, try the next N seeds "
+            "(default: %(default)s)",
+        )
+
+    def add_data_commands(self, datasets) -> None:
+        """Add ``data melodies``: the Essen folk songs as ABC text, split by tune."""
+        p = datasets.add_parser(
+            "melodies",
+            help="folk melodies in ABC notation (music21's Essen corpus), split by tune",
+            description="Write train/valid/test.txt of normalised ABC tunes (X:, M:, L:, K: "
+            "and the music; one blank line between tunes) from music21's Essen folk songs.",
+        )
+        p.add_argument(
+            "--out",
+            default="data/melodies",
+            metavar="DIR",
+            help="output directory (default: %(default)s)",
+        )
+        p.set_defaults(func=_cmd_data_melodies)
+
     def sample(self, bundle: Bundle, args: argparse.Namespace) -> Iterator[str]:
         """The prompt, then each sampled token as text, as soon as it is drawn.
 
         Word models stop at ``<eos>`` (the end of the line) or ``args.max_tokens``;
-        ``args.no_unk`` keeps ``<unk>`` out of the sample.
+        ``args.no_unk`` keeps ``<unk>`` out of the sample. With ``args.abc`` or
+        ``args.midi``, a char model continues a tune to its end and writes the files
+        (:meth:`sample_tune`).
         """
+        if getattr(args, "abc", None) or getattr(args, "midi", None):
+            yield from self.sample_tune(bundle, args)
+        else:
+            yield from self._stream(bundle, args, args.prompt, args.seed)
+
+    def sample_tune(self, bundle: Bundle, args: argparse.Namespace) -> Iterator[str]:
+        """Continue a tune from ``args.prompt``, stop at its end, write ``.abc`` and ``.mid``.
+
+        The model first reads a blank line, as before every tune in its training file;
+        the tune ends at the next blank line. A tune that is not valid ABC (or that
+        music21 cannot read) raises :class:`TextrnnError` and writes nothing, unless
+        ``args.abc_retries`` allows trying the next seeds. Notes go to stderr.
+        """
+        from textrnn import music  # imports music21 when the tune is written
+
+        if bundle.config.level != "char":
+            raise TextrnnError("--abc and --midi need a char-level model trained on tunes")
+        abc_path = Path(args.abc) if args.abc else Path(args.midi).with_suffix(".abc")
+        midi_path = Path(args.midi) if args.midi else abc_path.with_suffix(".mid")
+        prompt = music.normalize_prompt(args.prompt)
+        for attempt in range(max(args.abc_retries, 0) + 1):
+            seed = args.seed + attempt
+            text, held = "", ""  # held: newlines not shown yet (a tune's end is not shown)
+            for piece in self._stream(bundle, args, prompt, seed, context="\n\n"):
+                text += piece
+                end = music.end_of_tune(text)
+                if end is not None:
+                    text = text[:end]
+                    break
+                if piece == "\n":
+                    held += piece
+                else:
+                    yield held + piece
+                    held = ""
+            else:
+                print(f"\n(reached --max-tokens {args.max_tokens} before the tune's end)",
+                      file=sys.stderr)
+            try:
+                tune = music.tune_from_text(text)
+                summary = music.write_midi(tune.text, midi_path)
+            except DataError as err:
+                if attempt < args.abc_retries:
+                    print(f"\nseed {seed}: not valid ABC ({err}); trying seed {seed + 1}",
+                          file=sys.stderr)
+                    yield "\n"
+                    continue
+                raise TextrnnError(
+                    f"seed {seed}: the sampled tune is not valid ABC: {err}; nothing written "
+                    "(--abc-retries N tries the next N seeds)"
+                ) from None
+            title = f"textrnn sample, seed {seed}"
+            abc_path.write_text(music.abc_file_text(tune, title), encoding="utf-8")
+            print(f"\nwrote {abc_path} and {midi_path}: {summary.notes} notes, "
+                  f"{summary.seconds:.1f} s at 120 quarter notes a minute", file=sys.stderr)
+            return
+
+    def _stream(
+        self, bundle: Bundle, args: argparse.Namespace, prompt: str, seed: int, context: str = ""
+    ) -> Iterator[str]:
+        """Yield ``prompt``, then each sampled token's text; the model reads ``context`` first."""
         level, vocab = bundle.config.level, bundle.vocabs["tokens"]
-        prompt_tokens = TOKENIZERS[level](args.prompt) or tokenize_lines("\n", level)
-        generator = torch.Generator().manual_seed(args.seed)
+        prompt_tokens = TOKENIZERS[level](prompt) or tokenize_lines("\n", level)
+        context_tokens = TOKENIZERS[level](context)
+        generator = torch.Generator().manual_seed(seed)
         # <pad> and <bos> never occur in text; <eos> is a char model's unseen special;
         # <unk> stands for real (rare) words, so it goes only when asked.
         never = {vocab.pad_id, vocab.bos_id} | ({vocab.eos_id} if level == "char" else set())
         if args.no_unk:
             never.add(vocab.unk_id)
         ids = bundle.model.generate(
-            vocab.encode(prompt_tokens),
+            vocab.encode(context_tokens + prompt_tokens),
             max_tokens=args.max_tokens,
             temperature=args.temperature,
             top_k=args.top_k or None,
@@ -223,3 +332,15 @@ class LMTask:
             text = detokenize(tokens, level)  # appending a token only appends text
             yield text[len(shown) :]
             shown = text
+
+
+def _cmd_data_melodies(args: argparse.Namespace) -> int:
+    """``data melodies``: write train/valid/test.txt of ABC tunes, split by tune."""
+    skipped: list[DataError] = []
+    for split, (path, tunes) in prepare_melodies(args.out, skipped=skipped).items():
+        print(f"{split}: {path} ({tunes} tunes, {path.stat().st_size} bytes)")
+    if skipped:
+        print(f"skipped {len(skipped)} tunes that are not in the supported ABC:", file=sys.stderr)
+        for err in skipped:
+            print(f"  {err}", file=sys.stderr)
+    return 0
