@@ -16,12 +16,14 @@ Add a task by importing its class here and adding one entry; nothing else
 branches on task names.
 """
 
+from textrnn.models.classifier import Classifier
 from textrnn.models.lm import LanguageModel
 from textrnn.models.qa import QAModel
 
 MODELS = {
     "lm": LanguageModel,
     "qa": QAModel,
+    "classifier": Classifier,
 }
 
 __all__ = ["MODELS"]

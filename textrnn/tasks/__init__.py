@@ -27,12 +27,14 @@ editing an ``if`` chain. Each task object provides:
   :class:`~textrnn.errors.TextrnnError` for user errors.
 """
 
+from textrnn.tasks.classifier import ClassifierTask
 from textrnn.tasks.lm import LMTask
 from textrnn.tasks.qa import QATask
 
 TASKS = {
     "lm": LMTask(),
     "qa": QATask(),
+    "classifier": ClassifierTask(),
 }
 
 __all__ = ["TASKS"]
