@@ -19,11 +19,13 @@ branches on task names.
 from textrnn.models.classifier import Classifier
 from textrnn.models.lm import LanguageModel
 from textrnn.models.qa import QAModel
+from textrnn.models.seq2seq import Seq2Seq
 
 MODELS = {
     "lm": LanguageModel,
     "qa": QAModel,
     "classifier": Classifier,
+    "seq2seq": Seq2Seq,
 }
 
 __all__ = ["MODELS"]

