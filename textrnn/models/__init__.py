@@ -20,10 +20,12 @@ from textrnn.models.classifier import Classifier
 from textrnn.models.lm import LanguageModel
 from textrnn.models.qa import QAModel
 from textrnn.models.seq2seq import Seq2Seq
+from textrnn.models.tagger import Tagger
 
 MODELS = {
     "lm": LanguageModel,
     "qa": QAModel,
+    "tagger": Tagger,
     "classifier": Classifier,
     "seq2seq": Seq2Seq,
 }

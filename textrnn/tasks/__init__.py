@@ -31,10 +31,12 @@ from textrnn.tasks.classifier import ClassifierTask
 from textrnn.tasks.lm import LMTask
 from textrnn.tasks.qa import QATask
 from textrnn.tasks.seq2seq import Seq2SeqTask
+from textrnn.tasks.tagger import TaggerTask
 
 TASKS = {
     "lm": LMTask(),
     "qa": QATask(),
+    "tagger": TaggerTask(),
     "classifier": ClassifierTask(),
     "seq2seq": Seq2SeqTask(),
 }

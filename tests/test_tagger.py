@@ -1,0 +1,217 @@
+"""The tagger task end to end: batches, model round trip, train/eval/tag commands."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from textrnn import checkpoint
+from textrnn.cli import build_parser, main
+from textrnn.data.conll import TaggedSentence, parse_conll
+from textrnn.errors import DataError
+from textrnn.models.tagger import Tagger, TaggerConfig, entity_report
+from textrnn.tasks.tagger import TaggerBatches, build_vocabs, tag_sentences
+
+# Two people, a place and an organisation, in a few patterns the model can learn fast.
+NAMES = ["Vincent", "Jules", "Mia", "Butch", "Marsellus"]
+PLACES = ["Paris", "Berlin", "Rome"]
+ORGS = ["Acme", "Globex"]
+
+
+def corpus(n: int, seed: int) -> str:
+    """n sentences in CoNLL columns (word POS chunk tag), BIO2 tags."""
+    g = torch.Generator().manual_seed(seed)
+
+    def pick(xs):
+        return xs[int(torch.randint(len(xs), (1,), generator=g))]
+
+    lines = ["-DOCSTART- -X- -X- O", ""]
+    for i in range(n):
+        a, b = pick(NAMES), pick(NAMES)
+        rows = [(a, "B-PER"), ("and", "O"), (b, "B-PER"), ("went", "O"), ("to", "O")]
+        rows += [(pick(PLACES), "B-LOC")] if i % 2 else [("New", "B-LOC"), ("York", "I-LOC")]
+        rows += [("with", "O"), (pick(ORGS), "B-ORG"), ("Corp", "I-ORG"), (".", "O")]
+        lines += [f"{w} NNP I-NP {t}" for w, t in rows] + [""]
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def conll_dir(tmp_path: Path) -> Path:
+    """train.txt (60 sentences), valid.txt (10) and test.txt (10) in CoNLL columns."""
+    for name, n, seed in (("train", 60, 0), ("valid", 10, 1), ("test", 10, 2)):
+        (tmp_path / f"{name}.txt").write_text(corpus(n, seed))
+    return tmp_path
+
+
+def tiny(conll_dir: Path, **overrides):
+    """A small model and batches over the tiny corpus, the same for the same overrides."""
+    sentences = parse_conll(corpus(60, 0).splitlines())
+    vocabs = build_vocabs(sentences, {"lowercase": True, "zero_digits": True, "min_count": 1})
+    settings = dict(word_embedding_size=16, char_embedding_size=8, char_hidden_size=8,
+                    hidden_size=16, dropout=0.0)
+    settings.update(overrides)
+    config = TaggerConfig(vocab_size=len(vocabs["words"]), num_chars=len(vocabs["chars"]),
+                          tags=list(vocabs["tags"].itos), **settings)
+    torch.manual_seed(0)
+    return Tagger(config), vocabs, TaggerBatches(sentences, vocabs, config, batch_size=16)
+
+
+@pytest.mark.parametrize("overrides", [
+    {"crf": True},
+    {"crf": False, "char_encoder": "cnn", "case_embedding_size": 4},
+    {"crf": True, "char_encoder": "none", "num_layers": 2},
+])
+def test_loss_drops_and_a_checkpoint_predicts_the_same(conll_dir, tmp_path, overrides):
+    model, vocabs, batches = tiny(conll_dir, **overrides)
+    batch = next(iter(batches))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    first = model.loss(batch).item()
+    for _ in range(30):
+        optimizer.zero_grad()
+        model.loss(batch).backward()
+        optimizer.step()
+    assert model.loss(batch).item() < 0.5 * first
+    path = checkpoint.save(tmp_path / "m.pt", task="tagger", model=model, vocabs=vocabs)
+    bundle = checkpoint.load(path)
+    assert bundle.config == model.config
+    assert bundle.model.predict(batch) == model.predict(batch)
+    assert [len(p) for p in model.predict(batch)] == batch["lengths"].tolist()
+
+
+def test_predictions_do_not_depend_on_batch_company(conll_dir):
+    """Padding and the other sentences in a batch must not change a sentence's tags."""
+    model, vocabs, _ = tiny(conll_dir, crf=True)
+    sentences = parse_conll(corpus(20, 3).splitlines())
+    alone = [model.predict(next(iter(TaggerBatches([s], vocabs, model.config, 1))))[0]
+             for s in sentences]
+    together = {}
+    for batch in TaggerBatches(sentences, vocabs, model.config, batch_size=8):
+        for i, path in zip(batch["index"].tolist(), model.predict(batch), strict=True):
+            together[i] = path
+    assert [together[i] for i in range(len(sentences))] == alone
+
+
+def test_batches_pad_bucket_and_replace_only_singletons():
+    sentences = [TaggedSentence(["Rare", "the", "the"], ["B-PER", "O", "O"]),
+                 TaggedSentence(["the"], ["O"]),
+                 TaggedSentence(["1996", "Only", "the", "the"], ["O", "B-LOC", "O", "O"])]
+    vocabs = build_vocabs(sentences, {"lowercase": True, "zero_digits": True, "min_count": 1})
+    config = TaggerConfig(vocab_size=len(vocabs["words"]), num_chars=len(vocabs["chars"]),
+                          tags=list(vocabs["tags"].itos))
+    assert vocabs["tags"].itos == ["O", "B-LOC", "B-PER"] and "0000" in vocabs["words"]
+    batch = next(iter(TaggerBatches(sentences, vocabs, config, batch_size=3)))
+    assert batch["lengths"].tolist() == [4, 3, 1]  # longest first
+    assert batch["index"].tolist() == [2, 0, 1]
+    assert batch["words"][2, 1:].eq(0).all() and batch["chars"][2, 1:].eq(0).all()
+    assert vocabs["chars"].decode(batch["chars"][1, 0, :4].tolist()) == ["R", "a", "r", "e"]
+    unk, the = vocabs["words"].unk_id, vocabs["words"].stoi["the"]
+    replaced = TaggerBatches(sentences, vocabs, config, batch_size=3, shuffle=True,
+                             unk_replace=1.0)
+    words = next(iter(replaced))["words"]
+    assert words.eq(unk).sum() == 3  # rare, 0000, only: each seen once in training
+    assert words.eq(the).sum() == 5  # frequent words are never replaced
+    replaced.set_epoch(1)
+    again = [b["words"] for b in replaced]
+    replaced.set_epoch(1)
+    assert all(torch.equal(a, b["words"]) for a, b in zip(again, replaced, strict=True))
+
+
+def test_entity_report_counts():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    pred = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O"]]
+    r = entity_report(gold, pred)
+    # PER right, ORG right once and wrong once (the LOC), LOC missed.
+    assert r["types"]["ORG"] == {"precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3),
+                                 "support": 1}
+    assert r["types"]["LOC"]["recall"] == 0.0
+    assert (r["precision"], r["recall"], r["support"]) == (2 / 3, 2 / 3, 3)
+
+
+def test_unknown_tag_in_validation_names_file_and_line(conll_dir):
+    (conll_dir / "valid.txt").write_text("Jules B-PER\n\nVienna B-GPE\n")
+    args = build_parser().parse_args(["train", "tagger", "--data", str(conll_dir / "train.txt"),
+                                      "--out", "unused"])
+    with pytest.raises(DataError) as err:
+        from textrnn.tasks import TASKS
+        TASKS["tagger"].build(args)
+    assert str(err.value).startswith(f"{conll_dir / 'valid.txt'}:3: tag 'B-GPE'")
+
+
+def test_train_eval_tag_commands(conll_dir, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    argv = ["train", "tagger", "--data", str(conll_dir / "train.txt"), "--out", str(run),
+            "--crf", "--epochs", "5", "--threads", "1", "--hidden-size", "16",
+            "--word-embedding-size", "16", "--char-hidden-size", "8", "--dropout", "0.1",
+            "--batch-size", "8", "--lr", "0.02", "--unk-replace", "0.2"]
+    assert main(argv) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["val_f1"] > 0.9  # the patterns are easy; chance is far below
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data",
+                 str(conll_dir / "test.txt"), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert set(results["types"]) == {"LOC", "ORG", "PER"} and results["support"] == 40
+    assert results["f1"] > 0.9 and results["output"] == "crf"
+    assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data",
+                 str(conll_dir / "test.txt")]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split() == ["type", "precision", "recall", "f1", "entities"]
+    assert "overall" in table and "entity F1" in table
+    assert main(["tag", "--checkpoint", str(run / "best.pt"),
+                 "Vincent and Jules went to Rome with Acme Corp ."]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Vincent/B-PER and/O Jules/B-PER")
+    assert out[1:] == ["  PER   Vincent", "  PER   Jules", "  LOC   Rome", "  ORG   Acme Corp"]
+    # No arguments: one sentence a line from standard input; blank lines are skipped.
+    monkeypatch.setattr("sys.stdin", io.StringIO("Mia and Butch went to Paris\n\nAcme\n"))
+    assert main(["tag", "--checkpoint", str(run / "best.pt")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Mia/B-PER and/O Butch/B-PER") and out[-2].startswith("Acme/")
+    bundle = checkpoint.load(run / "best.pt")
+    assert tag_sentences(bundle, [["Mia"], ["to", "Paris"]]) == [["B-PER"], ["O", "B-LOC"]]
+
+
+def test_bad_data_is_one_line_naming_file_and_line(conll_dir, tmp_path, capsys):
+    bad = conll_dir / "train.txt"
+    bad.write_text("Jules B-PER\nand\n")
+    code = main(["train", "tagger", "--data", str(bad), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"{bad}:2: expected a word and a tag" in err
+
+
+def test_tag_rejects_other_checkpoints(tmp_path, capsys, make_tiny_lm):
+    model, vocabs, _, _ = make_tiny_lm()
+    path = checkpoint.save(tmp_path / "lm.pt", task="lm", model=model, vocabs=vocabs)
+    assert main(["tag", "--checkpoint", str(path), "hello"]) == 2
+    assert "not a tagger" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_conll2003_two_epochs_reach_78_f1(tmp_path):
+    """Real data: two epochs of the CRF tagger with CNN characters (~70 s of CPU; 81.3)."""
+    from textrnn.data.conll import prepare_conll2003
+
+    prepare_conll2003(tmp_path / "data")
+    run = tmp_path / "run"
+    assert main(["train", "tagger", "--data", str(tmp_path / "data" / "train.txt"), "--out",
+                 str(run), "--crf", "--char-encoder", "cnn", "--epochs", "2", "--schedule",
+                 "linear", "--threads", "1"]) == 0
+    assert checkpoint.load(run / "best.pt").metrics["val_f1"] > 0.78
+
+
+def test_namespace_flags_map_onto_the_config(conll_dir):
+    args = build_parser().parse_args([
+        "train", "tagger", "--data", str(conll_dir / "train.txt"), "--out", "x", "--crf",
+        "--char-encoder", "cnn", "--no-lowercase", "--case-embedding-size", "5"])
+    assert isinstance(args, argparse.Namespace)
+    from textrnn.tasks import TASKS
+    model, vocabs, train, val = TASKS["tagger"].build(args)
+    c = model.config
+    assert (c.crf, c.char_encoder, c.lowercase, c.case_embedding_size) == (True, "cnn", False, 5)
+    assert "Vincent" in vocabs["words"] and "vincent" not in vocabs["words"]
+    assert len(val) == 1 and sum(len(b["lengths"]) for b in val) == 10  # valid.txt was found

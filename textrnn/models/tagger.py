@@ -1,0 +1,239 @@
+"""Named-entity tagger: words + characters -> BiLSTM -> softmax or CRF (Lample et al. 2016).
+
+Lample et al. 2016 ("Neural Architectures for Named Entity Recognition",
+arXiv:1603.01360) build each word's input from a word embedding and a
+character BiLSTM's two final states, so a word never seen in training still
+gets its shape and affixes ("-burg", a capital letter); a sentence-level
+BiLSTM reads that in both directions ("Teddy bear" vs "Teddy Roosevelt"), and
+a linear layer gives each token's tag scores, decoded tag by tag (softmax) or
+as a whole path by a CRF (:mod:`textrnn.models.crf`)::
+
+    words (B, T) ── E_w ──────────────────────────┐
+    chars (B, T, W) ── E_c ── char BiLSTM / CNN ──┼─ concat ─ dropout ─ BiLSTM ─ dropout
+    case (B, T) ── E_case (optional) ─────────────┘     (B, T, 2H) ─ linear ─ P (B, T, K)
+                                                        ─ softmax per token, or CRF path
+
+There are no pretrained embeddings here: rare words are learned through the
+characters, and the data side replaces training singletons by ``<unk>`` at
+random (``--unk-replace``) so that ``<unk>`` is trained too.
+
+Expected result (CoNLL-2003 English, no pretrained embeddings, 1 CPU thread):
+``textrnn train tagger --crf`` (character BiLSTM, 10 epochs, Adam 1e-2 decayed
+linearly to 0) reaches 89.9 validation and 83.5 test entity F1 in 352 CPU seconds
+(~35 per epoch with its validation); ``--char-encoder cnn`` 89.0 and 83.1 in 294 s.
+For scale, Lample et al.'s BiLSTM-CRF with characters and pretrained embeddings
+reaches 90.94.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from seqeval.metrics import classification_report
+from torch import Tensor, nn
+
+from textrnn.data.collate import lengths_to_mask
+from textrnn.data.conll import CASINGS
+from textrnn.layers import LSTM
+from textrnn.models.crf import CRF, bio_allowed
+
+CHAR_ENCODERS = ("lstm", "cnn", "none")
+
+
+@dataclass
+class TaggerConfig:
+    """Sizes and options of a :class:`Tagger`; the defaults follow Lample et al. 2016."""
+
+    vocab_size: int  # word ids, len(word vocab); from the training split
+    num_chars: int  # character ids, len(char vocab); from the training split
+    tags: list[str] = field(default_factory=list)  # tag names in id order (the tag vocab)
+    word_embedding_size: int = 100  # word vector width (Lample: 100)
+    char_encoder: str = "lstm"  # "lstm" (Lample), "cnn" (Ma & Hovy 2016) or "none"
+    char_embedding_size: int = 25  # character vector width (Lample: 25)
+    char_hidden_size: int = 25  # char BiLSTM width per direction, or CNN filters (Lample: 25)
+    case_embedding_size: int = 0  # width of a learned word-shape feature; 0 = none
+    hidden_size: int = 100  # sentence BiLSTM width per direction (Lample: 100)
+    num_layers: int = 1  # stacked sentence BiLSTM layers
+    dropout: float = 0.5  # on the word representation and the BiLSTM output (Lample: 0.5)
+    crf: bool = False  # CRF output layer instead of a per-token softmax
+    lowercase: bool = True  # word vocabulary sees lower-cased words (chars keep the case)
+    zero_digits: bool = True  # word vocabulary sees every digit as 0
+    max_word_chars: int = 30  # characters read per word (the first ones); bounds the char loop
+
+    def __post_init__(self) -> None:
+        if self.char_encoder not in CHAR_ENCODERS:
+            raise ValueError(f"char_encoder must be one of {CHAR_ENCODERS}, "
+                             f"got {self.char_encoder!r}")
+        if not self.tags:
+            raise ValueError("tags must name at least one tag")
+
+
+def entity_report(gold: list[list[str]], predicted: list[list[str]]) -> dict:
+    """Entity-level precision, recall and F1 per type and overall, with seqeval.
+
+    seqeval runs in its default mode, which reads tags as conlleval does (an
+    ``I-X`` after ``O`` starts an entity), so the numbers are CoNLL-2003's.
+
+    Returns:
+        ``{"types": {type: {"precision", "recall", "f1", "support"}}, "precision",
+        "recall", "f1", "support"}``, the overall ones micro-averaged over entities.
+
+    >>> r = entity_report([["B-PER", "I-PER", "O", "B-LOC"]], [["B-PER", "I-PER", "O", "O"]])
+    >>> r["f1"], r["types"]["LOC"]["recall"], r["support"]
+    (0.6666666666666666, 0.0, 2)
+    """
+    report = classification_report(gold, predicted, output_dict=True, zero_division=0)
+
+    def row(r: dict) -> dict:
+        return {"precision": float(r["precision"]), "recall": float(r["recall"]),
+                "f1": float(r["f1-score"]), "support": int(r["support"])}
+
+    types = {k: row(v) for k, v in sorted(report.items()) if not k.endswith(" avg")}
+    micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0,
+                                     "support": 0})
+    return {"types": types, **row(micro)}
+
+
+class Tagger(nn.Module):
+    """BiLSTM tagger with a character encoder and a softmax or CRF output.
+
+    Batches (see :class:`textrnn.tasks.tagger.TaggerBatches`) hold ``words`` (B, T)
+    long, ``chars`` (B, T, W) long, ``case`` (B, T) long, ``lengths`` (B,) long and,
+    for training and evaluation, ``tags`` (B, T) long; id 0 is padding in the
+    first three, and padded tags are ignored through ``lengths``.
+    """
+
+    config_class = TaggerConfig
+
+    def __init__(self, config: TaggerConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.word_embedding = nn.Embedding(c.vocab_size, c.word_embedding_size, padding_idx=0)
+        input_size = c.word_embedding_size
+        if c.char_encoder != "none":
+            self.char_embedding = nn.Embedding(c.num_chars, c.char_embedding_size, padding_idx=0)
+        if c.char_encoder == "lstm":
+            self.char_lstm = LSTM(c.char_embedding_size, c.char_hidden_size, bidirectional=True)
+            input_size += 2 * c.char_hidden_size
+        elif c.char_encoder == "cnn":
+            self.char_conv = nn.Conv1d(c.char_embedding_size, c.char_hidden_size, 3, padding=1)
+            input_size += c.char_hidden_size
+        if c.case_embedding_size:
+            self.case_embedding = nn.Embedding(len(CASINGS), c.case_embedding_size, padding_idx=0)
+            input_size += c.case_embedding_size
+        self.dropout = nn.Dropout(c.dropout)
+        self.lstm = LSTM(input_size, c.hidden_size, num_layers=c.num_layers, bidirectional=True,
+                         dropout=c.dropout if c.num_layers > 1 else 0.0)
+        self.output = nn.Linear(2 * c.hidden_size, len(c.tags))
+        self.crf = CRF(len(c.tags), bio_allowed(c.tags)) if c.crf else None
+
+    def char_features(self, chars: Tensor) -> Tensor:
+        """Encode each word from its characters.
+
+        Args:
+            chars: (B, T, W) long, 0 at padding (a padded word is all 0).
+
+        Returns:
+            (B, T, D_c) float, zero at padded words.
+        """
+        B, T, W = chars.shape
+        char_lengths = (chars != 0).sum(-1)  # (B, T)
+        real = char_lengths > 0  # (B, T)
+        # Each distinct spelling is encoded once ("the", ",", "." recur in every batch).
+        flat, inverse = torch.unique(chars[real], dim=0, return_inverse=True)  # (U, W), (N,)
+        x = self.char_embedding(flat)  # (U, W, E_c)
+        if self.config.char_encoder == "lstm":
+            _, (h, _) = self.char_lstm(x, lengths=(flat != 0).sum(-1))  # h: (2, U, H_c)
+            words = torch.cat([h[0], h[1]], dim=-1)  # (U, 2H_c) last fwd, first bwd state
+        else:
+            conv = self.char_conv(x.transpose(1, 2)).transpose(1, 2)  # (U, W, F)
+            pad = (flat == 0).unsqueeze(-1)  # (U, W, 1)
+            words = conv.masked_fill(pad, float("-inf")).max(dim=1).values  # (U, F)
+        out = words.new_zeros(B, T, words.shape[-1])  # (B, T, D_c)
+        out[real] = words[inverse]  # (N, D_c) back to every occurrence
+        return out
+
+    def forward(self, batch: dict) -> Tensor:
+        """Tag scores.
+
+        Returns:
+            P (B, T, K) float emission scores; rows past each sentence's end are
+            the output bias only, and are ignored by every user.
+        """
+        parts = [self.word_embedding(batch["words"])]  # (B, T, E_w)
+        if self.config.char_encoder != "none":
+            parts.append(self.char_features(batch["chars"]))  # (B, T, D_c)
+        if self.config.case_embedding_size:
+            parts.append(self.case_embedding(batch["case"]))  # (B, T, E_case)
+        x = self.dropout(torch.cat(parts, dim=-1))  # (B, T, D)
+        h, _ = self.lstm(x, lengths=batch["lengths"])  # (B, T, 2H)
+        return self.output(self.dropout(h))  # (B, T, K)
+
+    def _loss_sum(self, emissions: Tensor, batch: dict) -> Tensor:
+        """Summed over sentences: CRF -log p(y|x), or the tokens' cross-entropy."""
+        mask = lengths_to_mask(batch["lengths"], emissions.shape[1])  # (B, T)
+        emissions = emissions.float()
+        if self.crf is not None:
+            return self.crf.nll(emissions, batch["tags"], mask).sum()
+        return F.cross_entropy(emissions[mask], batch["tags"][mask], reduction="sum")
+
+    def loss(self, batch: dict) -> Tensor:
+        """Mean negative log-likelihood per sentence (scalar)."""
+        return self._loss_sum(self(batch), batch) / batch["lengths"].shape[0]
+
+    def num_tokens(self, batch: dict) -> int:
+        """Real tokens in ``batch``, for the trainer's speed display."""
+        return int(batch["lengths"].sum())
+
+    def _decode(self, emissions: Tensor, lengths: Tensor) -> list[list[int]]:
+        if self.crf is not None:
+            mask = lengths_to_mask(lengths, emissions.shape[1])  # (B, T)
+            return self.crf.viterbi(emissions.float(), mask)
+        best = emissions.argmax(-1).tolist()  # (B, T)
+        return [row[:n] for row, n in zip(best, lengths.tolist(), strict=True)]
+
+    @torch.no_grad()
+    def predict(self, batch: dict) -> list[list[int]]:
+        """The tag ids of each sentence (Viterbi path with a CRF, else each token's argmax).
+
+        Returns:
+            B lists, each as long as its sentence.
+        """
+        was_training = self.training
+        self.eval()
+        emissions = self(batch)  # (B, T, K)
+        self.train(was_training)
+        return self._decode(emissions, batch["lengths"])
+
+    @torch.no_grad()
+    def evaluate(self, batches) -> dict[str, float]:
+        """Loss, entity-level F1/precision/recall (seqeval) and token accuracy over batches.
+
+        Returns:
+            ``val_loss`` (per sentence), ``val_f1``, ``val_precision``, ``val_recall``
+            and ``val_acc`` (tokens), each a float; F1 etc. are fractions in [0, 1].
+        """
+        was_training = self.training
+        self.eval()
+        names = self.config.tags
+        loss_sum, sentences, gold, predicted = 0.0, 0, [], []
+        for batch in batches:
+            emissions = self(batch)  # (B, T, K)
+            loss_sum += float(self._loss_sum(emissions, batch))
+            sentences += batch["lengths"].shape[0]
+            tags = batch["tags"].tolist()
+            for row, path, n in zip(tags, self._decode(emissions, batch["lengths"]),
+                                    batch["lengths"].tolist(), strict=True):
+                gold.append([names[i] for i in row[:n]])
+                predicted.append([names[i] for i in path])
+        self.train(was_training)
+        report = entity_report(gold, predicted)
+        tokens = sum(map(len, gold))
+        correct = sum(g == p for gs, ps in zip(gold, predicted, strict=True)
+                      for g, p in zip(gs, ps, strict=True))
+        return {"val_loss": loss_sum / max(sentences, 1), "val_f1": report["f1"],
+                "val_precision": report["precision"], "val_recall": report["recall"],
+                "val_acc": correct / max(tokens, 1)}
