@@ -195,7 +195,11 @@ class _Recurrent(nn.RNNBase):
                         self.bidirectional,
                     )
                 if self.ragged == "segments" or (self.ragged == "auto" and x.device.type == "cpu"):
-                    return self._run_segmented(x, lengths, state)
+                    bounds = self._segment_bounds(lengths)
+                    if len(bounds) > 2 or self.ragged == "segments":
+                        return self._run_segmented(x, lengths, state, bounds)
+                    # One segment is one padded call: the path below does that, with
+                    # both directions in one call where it can.
                 joint = self.bidirectional and zero_start and self.mode in FREEZABLE
                 return self._run_per_direction(
                     x, lengths, state, self._fused_direction,
@@ -347,7 +351,16 @@ class _Recurrent(nn.RNNBase):
         h = torch.stack([h_fwd, h[1]])  # (2, B, H)
         return out, ((h, state[1]) if self.is_lstm else h)  # LSTM: forward c frozen
 
-    def _run_segmented(self, x: Tensor, lengths: Tensor, state: State):
+    def _segment_bounds(self, lengths: Tensor) -> list[int]:
+        """:func:`segment_bounds` for this layer's price of a segment."""
+        overhead = self.segment_overhead
+        if overhead is None:
+            gates = {"LSTM": 4, "GRU": 3}.get(self.mode, 1)
+            overhead = SEGMENT_COST / (gates * self.hidden_size * (self.input_size
+                                                                   + self.hidden_size))
+        return segment_bounds(sorted(lengths.tolist(), reverse=True), overhead)
+
+    def _run_segmented(self, x: Tensor, lengths: Tensor, state: State, bounds: list[int]):
         """Ragged batch on CPU: sort by length, then run each direction in time segments.
 
         See :func:`segment_bounds`. Sorting (longest first) makes the sequences still
@@ -358,12 +371,6 @@ class _Recurrent(nn.RNNBase):
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(order.numel(), device=order.device)
         lengths = lengths[order]
-        overhead = self.segment_overhead
-        if overhead is None:
-            gates = {"LSTM": 4, "GRU": 3}.get(self.mode, 1)
-            overhead = SEGMENT_COST / (gates * self.hidden_size * (self.input_size
-                                                                   + self.hidden_size))
-        bounds = segment_bounds(lengths.tolist(), overhead)
         run = functools.partial(self._fused_segments, bounds=bounds)
         sort = lambda s: s.index_select(1, order)  # noqa: E731  (L*D, B, H)
         state = (sort(state[0]), sort(state[1])) if self.is_lstm else sort(state)
