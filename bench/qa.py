@@ -12,6 +12,7 @@ Usage::
     python bench/qa.py --data .../tasks_1-20_v1-2/en-10k --tasks 1,6 --threads 1
     python bench/qa.py --data .../en --tasks all --epochs 60 --out runs/bench-all
     python bench/qa.py --data data/generated --epochs 10 -- --hops 2
+    python bench/qa.py --data .../en-10k --per-task --jobs 2 --epochs 60
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import argparse
 import contextlib
 import io
 import json
+import multiprocessing
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from textrnn.cli import main as textrnn
+from textrnn.tasks.qa import parse_tasks, task_files
 
 
 def run(argv: list[str]) -> str:
@@ -38,40 +41,91 @@ def run(argv: list[str]) -> str:
     return stdout.getvalue()
 
 
+def train_and_test(data: str, tasks: str, out: str, args: argparse.Namespace) -> dict:
+    """Train one model on ``tasks`` into ``out``, test ``best.pt``; the eval JSON plus timings."""
+    task_flags = [] if tasks == "all" else ["--tasks", tasks]
+    epochs = [] if args.epochs is None else ["--epochs", str(args.epochs)]
+    train = ["train", "qa", "--data", data, *task_flags, *epochs, "--out", out,
+             "--threads", str(args.threads), "--seed", str(args.seed), *args.train_args]
+    print("textrnn " + " ".join(train), flush=True)
+    started = time.perf_counter()
+    run(train)
+    train_s = time.perf_counter() - started
+    started = time.perf_counter()
+    results = json.loads(run(["eval", "--checkpoint", str(Path(out) / "best.pt"), "--data", data,
+                              *task_flags, "--threads", str(args.threads), "--json"]))
+    eval_s = time.perf_counter() - started
+    with open(Path(out) / "metrics.jsonl", encoding="utf-8") as f:
+        records = [json.loads(line) for line in f]
+    best = max(records, key=lambda r: r["val_acc"])
+    return {**results, "train_s": train_s, "eval_s": eval_s, "epochs": records[-1]["epoch"],
+            "steps": records[-1]["step"], "best_val_acc": best["val_acc"],
+            "best_epoch": best["epoch"]}
+
+
+def _one_task(job: tuple) -> dict:
+    """A worker process's job: one task's model (``--per-task``)."""
+    data, task, out, args = job
+    return train_and_test(data, str(task), out, args)
+
+
+def merge(per_task: list[dict]) -> dict:
+    """Combine single-task results into one table, as ``textrnn eval --json`` prints it."""
+    tasks = {t: r for result in per_task for t, r in result["tasks"].items()}
+    tasks = dict(sorted(tasks.items(), key=lambda item: int(item[0])))
+    errors = [r["error"] for r in tasks.values()]
+    return {"tasks": tasks, "mean_error": sum(errors) / len(errors),
+            "mean_accuracy": 1 - sum(errors) / len(errors),
+            "failed": [t for t, r in tasks.items() if r["failed"]],
+            "train_s": sum(r["train_s"] for r in per_task),
+            "eval_s": sum(r["eval_s"] for r in per_task),
+            "epochs": max(r["epochs"] for r in per_task),
+            "best_val_acc": {t: r["best_val_acc"] for r in per_task for t in r["tasks"]}}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags, train, evaluate and print the table; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True,
                         help="bAbI folder (en-10k, en, tasks_1-20_v1-2) or generated stories")
     parser.add_argument("--tasks", default="all", help="e.g. 1,6 or all (default: %(default)s)")
+    parser.add_argument("--per-task", action="store_true",
+                        help="one model per task (as the paper's 10k table), not one joint model")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="with --per-task: tasks trained at once, one process and "
+                             "--threads threads each (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="passes over the training data (default: textrnn's qa default)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default: %(default)s; 1 is the reference)")
     parser.add_argument("--seed", type=int, default=1234, help="seed (default: %(default)s)")
     parser.add_argument("--out", default=None,
-                        help="run directory (default: a temporary one, removed afterwards)")
+                        help="run directory (default: a temporary one, removed afterwards); "
+                             "with --per-task, one sub-directory per task")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     parser.add_argument("train_args", nargs="*",
                         help="after --: extra flags for `textrnn train qa`")
     args = parser.parse_args(argv)
 
+    started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         out = args.out or stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-qa-"))
-        tasks = [] if args.tasks == "all" else ["--tasks", args.tasks]
-        epochs = [] if args.epochs is None else ["--epochs", str(args.epochs)]
-        train = ["train", "qa", "--data", args.data, *tasks, *epochs, "--out", out,
-                 "--threads", str(args.threads), "--seed", str(args.seed), *args.train_args]
-        print("textrnn " + " ".join(train), flush=True)
-        started = time.perf_counter()
-        run(train)
-        train_s = time.perf_counter() - started
-        started = time.perf_counter()
-        results = json.loads(run(["eval", "--checkpoint", str(Path(out) / "best.pt"),
-                                  "--data", args.data, *tasks, "--json"]))
-        eval_s = time.perf_counter() - started
-        with open(Path(out) / "metrics.jsonl", encoding="utf-8") as f:
-            records = [json.loads(line) for line in f]
+        if not args.per_task:
+            results = train_and_test(args.data, args.tasks, out, args)
+        else:
+            if args.tasks == "all":
+                tasks = sorted(task_files(args.data, None, "train"))
+            else:
+                tasks = parse_tasks(args.tasks)
+            jobs = [(args.data, t, str(Path(out) / f"qa{t}"), args) for t in tasks]
+            if args.jobs > 1:  # spawn: a forked torch process can deadlock in its thread pool
+                pool = multiprocessing.get_context("spawn").Pool(args.jobs)
+                with pool:
+                    per_task = pool.map(_one_task, jobs, chunksize=1)
+            else:
+                per_task = [_one_task(job) for job in jobs]
+            results = merge(per_task)
+    wall_s = time.perf_counter() - started
 
     lines = [f"{'task':>6} {'accuracy':>9} {'error':>7} {'questions':>9}"]
     for task, r in results["tasks"].items():
@@ -81,15 +135,21 @@ def main(argv: list[str] | None = None) -> int:
                      f"{r['questions']:>9}{mark}")
     print("\n".join(lines))
     failed = ", ".join("gen" if t == "0" else t for t in results["failed"]) or "none"
-    print(f"mean error {results['mean_error']:.2%} over {len(results['tasks'])} task(s); "
-          f"{len(results['failed'])} failed (error > 5%): {failed}")
-    best = max(records, key=lambda r: r["val_acc"])
-    print(f"train {train_s:.1f} s ({records[-1]['epoch']} epochs, {records[-1]['step']} steps; "
-          f"best val_acc {best['val_acc']:.2%} at epoch {best['epoch']}), test {eval_s:.1f} s, "
-          f"{args.threads} thread(s)")
+    mode = "one model per task" if args.per_task else "one joint model"
+    print(f"mean error {results['mean_error']:.2%} over {len(results['tasks'])} task(s), "
+          f"{mode}; {len(results['failed'])} failed (error > 5%): {failed}")
+    if args.per_task:
+        print(f"train {results['train_s']:.1f} s summed over tasks ({results['epochs']} epochs "
+              f"each at most), test {results['eval_s']:.1f} s, wall {wall_s:.1f} s, "
+              f"{args.jobs} job(s) x {args.threads} thread(s)")
+    else:
+        print(f"train {results['train_s']:.1f} s ({results['epochs']} epochs, "
+              f"{results['steps']} steps; best val_acc {results['best_val_acc']:.2%} at epoch "
+              f"{results['best_epoch']}), test {results['eval_s']:.1f} s, "
+              f"{args.threads} thread(s)")
     if args.json:
-        print(json.dumps({**results, "train_s": train_s, "eval_s": eval_s,
-                          "epochs": records[-1]["epoch"], "threads": args.threads}))
+        print(json.dumps({**results, "wall_s": wall_s, "threads": args.threads,
+                          "per_task": args.per_task}))
     return 0
 
 

@@ -113,17 +113,6 @@ def test_train_save_load_same_predictions(tmp_path):
     assert bundle.config == model.config
 
 
-def test_time_budget_runs_dry(monkeypatch):
-    from textrnn.tasks import seq2seq as task_module
-
-    clock = iter(range(1000))  # a fake clock: one second per reading
-    monkeypatch.setattr(task_module.time, "monotonic", lambda: next(clock))
-    batches = task_module.PairBatches([([4, 5], [6])] * 100, 2, 3, batch_size=10, shuffle=True)
-    budget = task_module.TimeBudget(batches, minutes=5 / 60)  # 5 s: start, then 4 batches
-    assert len(list(budget)) == 4 and list(budget) == []
-    assert not hasattr(budget, "__len__")
-
-
 # --- the commands -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

@@ -143,6 +143,36 @@ def test_linear_schedule_decays_lr_to_zero(make_tiny_lm, run_dir) -> None:
     assert lrs[0] == pytest.approx(0.5e-2) and lrs[-1] == 0.0
 
 
+class _FakeClock:
+    """A clock that moves one second each time it is read."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_time_budget_stops_the_run_and_decays_lr(make_tiny_lm, run_dir, monkeypatch) -> None:
+    import textrnn.train as train_module
+
+    monkeypatch.setattr(train_module.time, "process_time", _FakeClock())
+    model, vocabs, train, val = make_tiny_lm()
+    cfg = _cfg(max_minutes=0.5, budget_clock="cpu", schedule="linear", eval_every=0, epochs=1000)
+    result = fit(model, train, val, cfg, run_dir, "lm", vocabs)
+    # About two clock readings per step (the schedule and the stop check): ~15 steps in 30 s.
+    assert 5 < result["step"] < 30, result["step"]
+    records = _records(run_dir)
+    assert records[-1]["step"] == result["step"]  # ended on an evaluation
+    assert records[-1]["lr"] < 0.2 * cfg.lr  # decayed over the budget, not over 1000 epochs
+    raw = checkpoint.read(run_dir / "last.pt")
+    assert raw["extra"]["budget_used"] >= 30.0
+    # A resumed run has no time left: it stops at once, at the same step.
+    again = fit(model, train, val, cfg, run_dir, "lm", vocabs, resume=True)
+    assert again["step"] == result["step"]
+
+
 def test_to_device_moves_nested_tensors_only() -> None:
     batch = {"x": torch.ones(2), "pair": (torch.zeros(1), [torch.ones(1)]), "reset": True}
     moved = to_device(batch, torch.device("cpu"))

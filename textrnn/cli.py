@@ -44,6 +44,10 @@ _TRAIN_FLAGS = [
     ("weight_decay", "L2 penalty", None),
     ("grad_clip", "clip the gradient norm to this; 0 = off", None),
     ("schedule", "learning-rate schedule", SCHEDULES),
+    ("max_minutes", "stop training after this many minutes (evaluations count; the linear "
+                    "schedule decays over them); 0 = no limit", None),
+    ("budget_clock", "what --max-minutes counts: wall-clock time, or this process's CPU time "
+                     "(fair on a shared machine)", ("wall", "cpu")),
     ("eval_every", "evaluate and checkpoint every N steps; 0 = at each epoch's end", None),
     ("log_every", "progress line every N steps when not on a terminal", None),
     ("device", "auto, cpu or cuda", None),

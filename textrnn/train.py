@@ -67,12 +67,15 @@ class TrainConfig:
     best_metric: str = "val_loss"  # the evaluate() key that decides best.pt
     best_mode: str = "min"  # "min" or "max": which direction of best_metric is better
     schedule: str = "none"  # "none", "plateau" (halve lr when best_metric stalls), "linear" (to 0)
+    max_minutes: float = 0.0  # stop after this much budget_clock time (evaluations count); 0 = none
+    budget_clock: str = "wall"  # "wall", or "cpu": this process's CPU time, fair on a busy machine
 
     def __post_init__(self) -> None:
         for name, allowed in (
             ("optimizer", tuple(OPTIMIZERS)),
             ("best_mode", ("min", "max")),
             ("schedule", SCHEDULES),
+            ("budget_clock", ("wall", "cpu")),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -105,18 +108,44 @@ def to_device(obj, device: torch.device):
     return obj
 
 
-def _make_scheduler(cfg: TrainConfig, optimizer, total_steps: int | None):
+class _Budget:
+    """The time a run may train for, on the wall clock or this process's CPU clock.
+
+    The time already used is carried through checkpoints, so a resumed run gets
+    what is left, not a fresh budget.
+    """
+
+    def __init__(self, cfg: TrainConfig, used: float = 0.0) -> None:
+        self.seconds = 60.0 * cfg.max_minutes
+        self.clock = time.process_time if cfg.budget_clock == "cpu" else time.monotonic
+        self.before, self.start = used, self.clock()
+
+    def used(self) -> float:
+        """Seconds used so far, earlier runs of a resumed training included."""
+        return self.before + self.clock() - self.start
+
+    def fraction(self) -> float:
+        """Share of the budget spent (0 when there is no budget)."""
+        return self.used() / self.seconds if self.seconds > 0 else 0.0
+
+
+def _make_scheduler(cfg: TrainConfig, optimizer, total_steps: int | None, budget: _Budget):
     if cfg.schedule == "none":
         return None
     if cfg.schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode=cfg.best_mode, factor=0.5, patience=0
         )
-    if not total_steps:
-        raise TextrnnError("the linear schedule needs max_steps or a train_data with len()")
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: max(0.0, 1.0 - step / total_steps)
-    )
+    if not total_steps and not budget.seconds:
+        raise TextrnnError(
+            "the linear schedule needs max_steps, max_minutes or a train_data with len()"
+        )
+
+    def factor(step: int) -> float:  # decay to 0 at the step limit or the time limit, whichever
+        spent = max(step / total_steps if total_steps else 0.0, budget.fraction())  # comes first
+        return max(0.0, 1.0 - spent)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 class _DeferredInterrupt:
@@ -208,12 +237,14 @@ def fit(
     steps_per_epoch = len(train_data) if hasattr(train_data, "__len__") else None
     total = min(cfg.max_steps or math.inf, cfg.epochs * (steps_per_epoch or math.inf))
     total = None if total == math.inf else int(total)
-    scheduler = _make_scheduler(cfg, optimizer, total)
+    budget = _Budget(cfg)  # re-made below with the time a resumed run had used
+    scheduler = _make_scheduler(cfg, optimizer, total, budget)
     autocast = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"
     )
     better = (lambda a, b: a < b) if cfg.best_mode == "min" else (lambda a, b: a > b)
-    s = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "elapsed": 0.0}
+    s = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "elapsed": 0.0,
+         "budget_used": 0.0}
     last_metrics: dict = {}
     if not resume:  # a fresh run in an old directory must not append to its metrics
         (out / "metrics.jsonl").unlink(missing_ok=True)
@@ -232,6 +263,10 @@ def fit(
         last_metrics = raw["metrics"]
         checkpoint.set_rng_state(raw["rng"])
     started, losses = time.monotonic() - s["elapsed"], []
+    budget.before, budget.start = s["budget_used"], budget.clock()
+
+    def out_of_time() -> bool:
+        return bool(budget.seconds) and budget.used() >= budget.seconds
 
     def save(name: str, metrics: dict) -> None:
         checkpoint.save(
@@ -246,7 +281,8 @@ def fit(
             batch_in_epoch=s["batch_in_epoch"],
             metrics=metrics,
             train_config=asdict(cfg),
-            extra={"best": s["best"], "elapsed": time.monotonic() - started},
+            extra={"best": s["best"], "elapsed": time.monotonic() - started,
+                   "budget_used": budget.used()},
         )
 
     def evaluate(scheduled: bool) -> None:
@@ -282,7 +318,7 @@ def fit(
         save("last.pt", metrics)
 
     progress = Progress(total, desc="train", initial=s["step"], every=cfg.log_every)
-    done = total is not None and s["step"] >= total
+    done = (total is not None and s["step"] >= total) or out_of_time()
     try:
         with _DeferredInterrupt() as interrupt, progress:
             while not done and s["epoch"] < cfg.epochs:
@@ -308,7 +344,7 @@ def fit(
                     losses.append(loss.item())
                     ntok = model.num_tokens(batch) if hasattr(model, "num_tokens") else 0
                     progress.update(loss=losses[-1], tokens=ntok)
-                    done = total is not None and s["step"] >= total
+                    done = (total is not None and s["step"] >= total) or out_of_time()
                     if cfg.eval_every and s["step"] % cfg.eval_every == 0:
                         evaluate(scheduled=True)
                     if interrupt.hit:

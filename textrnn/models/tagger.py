@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from seqeval.metrics import classification_report
 from torch import Tensor, nn
 
 from textrnn.data.collate import lengths_to_mask
@@ -84,6 +83,9 @@ def entity_report(gold: list[list[str]], predicted: list[list[str]]) -> dict:
     >>> r["f1"], r["types"]["LOC"]["recall"], r["support"]
     (0.6666666666666666, 0.0, 2)
     """
+    # Imported here: seqeval pulls in scikit-learn, which every other command can do without.
+    from seqeval.metrics import classification_report
+
     report = classification_report(gold, predicted, output_dict=True, zero_division=0)
 
     def row(r: dict) -> dict:

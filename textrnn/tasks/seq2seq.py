@@ -77,39 +77,6 @@ class PairBatches:
             yield {"src": src, "src_lengths": src_lengths, "tgt_in": tgt_in, "tgt_out": tgt_out}
 
 
-class TimeBudget:
-    """Training batches that run dry ``minutes`` after the first one is asked for.
-
-    :func:`textrnn.train.fit` then sees every remaining epoch end at once and
-    finishes with an evaluation and a checkpoint, so two models can be given
-    the same time budget. It has no ``len()``: the number of steps is unknown.
-
-    Args:
-        batches: the batches to pass on. minutes: the budget.
-        clock: seconds, ``time.monotonic`` (wall clock, the default) or
-            ``time.process_time`` (this process's CPU time: on a shared machine,
-            the same amount of work whatever else runs).
-    """
-
-    def __init__(self, batches: PairBatches, minutes: float, clock=None) -> None:
-        self.batches, self.seconds, self.deadline = batches, 60.0 * minutes, None
-        self.clock = clock or time.monotonic
-
-    def set_epoch(self, epoch: int) -> None:
-        """Pass the epoch on to the wrapped batches."""
-        self.batches.set_epoch(epoch)
-
-    def __iter__(self):
-        if self.deadline is None:
-            self.deadline = self.clock() + self.seconds
-        if self.clock() >= self.deadline:
-            return
-        for batch in self.batches:
-            yield batch
-            if self.clock() >= self.deadline:
-                return
-
-
 def encode_pairs(pairs, src_vocab: Vocab, tgt_vocab: Vocab, lower: bool):
     """Tokenise and map every pair to (source ids, target ids)."""
     return [(src_vocab.encode(tokenize(p.src, lower)), tgt_vocab.encode(tokenize(p.tgt, lower)))
@@ -223,13 +190,6 @@ class Seq2SeqTask:
         parser.add_argument("--max-vocab", type=int, default=16000,
                             help="most words kept per side, most frequent first "
                                  "(default: %(default)s)")
-        parser.add_argument("--max-minutes", type=float, default=0.0,
-                            help="stop training this many minutes after the first batch; "
-                                 "0 = no limit (default: %(default)s)")
-        parser.add_argument("--budget-clock", choices=("wall", "cpu"), default="wall",
-                            help="what --max-minutes counts: wall-clock time, or this "
-                                 "process's CPU time (fair on a shared machine) "
-                                 "(default: %(default)s)")
         parser.set_defaults(batch_size=64, eval_every=500, epochs=20)
 
     def build(self, args: argparse.Namespace):
@@ -254,9 +214,6 @@ class Seq2SeqTask:
         ids = dict(bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id)
         train_data = PairBatches(encode_pairs(train, src_vocab, tgt_vocab, args.lower), **ids,
                                  batch_size=args.batch_size, shuffle=True, seed=args.seed)
-        if args.max_minutes > 0:
-            clock = time.process_time if args.budget_clock == "cpu" else time.monotonic
-            train_data = TimeBudget(train_data, args.max_minutes, clock)
         val_data = PairBatches(encode_pairs(valid, src_vocab, tgt_vocab, args.lower), **ids,
                                batch_size=128, shuffle=False)
         return model, {"source": src_vocab, "target": tgt_vocab}, train_data, val_data
