@@ -193,6 +193,43 @@ def test_answer_hidden_adds_a_relu_layer_and_defaults_to_the_papers_linear_answe
     assert logits.shape == (16, model.config.num_answers)
 
 
+def test_hop_relu_is_relu_on_half_of_h_u_plus_o():
+    model, batches, *_ = toy_setup(hop_relu=True, hops=1, linear_start=False,
+                                   temporal_encoding=False, embedding_size=6)
+    net, batch = model.net.eval(), next(iter(batches))
+    assert toy_setup()[0].net.H_u is None  # off by default: old checkpoints load unchanged
+    l_story = position_encoding(batch["sentence_lengths"], batch["story"].shape[2], 6)
+    m = (l_story * net.A(1)(batch["story"])).sum(2)  # (B, S, d)
+    c = (l_story * net.C(1)(batch["story"])).sum(2)
+    l_q = position_encoding(batch["question_lengths"], batch["question"].shape[1], 6)
+    u = (l_q * net.B(batch["question"])).sum(1)  # (B, d)
+    mask = torch.arange(m.shape[1]) < batch["story_lengths"].unsqueeze(1)
+    p = torch.softmax(torch.einsum("bsd,bd->bs", m, u).masked_fill(~mask, -torch.inf), -1)
+    v = u @ net.H_u.weight.T + torch.einsum("bs,bsd->bd", p, c)  # H_u u + o
+    expected = torch.cat([v[:, :3].clamp(min=0), v[:, 3:]], dim=1)
+    logits, _ = model(batch)
+    torch.testing.assert_close(logits, net.W(expected))
+    assert (v[:, :3] < 0).any() and (v[:, 3:] < 0).any()  # both halves were exercised
+
+
+def test_hop_init_eye_starts_from_the_plain_update():
+    net = toy_setup(hop_relu=True, hop_init="eye", embedding_size=6)[0].net
+    torch.testing.assert_close(net.H_u.weight.detach(), torch.eye(6))
+    u = torch.tensor([[-1.0, 2.0, -3.0, 4.0, -5.0, 6.0]])
+    assert net._relu_half(u).tolist() == [[0.0, 2.0, 0.0, 4.0, -5.0, 6.0]]
+
+
+def test_hop_relu_keeps_padding_inert():
+    model, batches, *_ = toy_setup(hop_relu=True)
+    model.eval()
+    batch = next(iter(batches))
+    logits, _ = model(batch)
+    wide = dict(batch, story=torch.nn.functional.pad(batch["story"], (0, 2, 0, 3), value=7),
+                sentence_lengths=torch.nn.functional.pad(batch["sentence_lengths"], (0, 3),
+                                                         value=2))
+    torch.testing.assert_close(model(wide)[0], logits)
+
+
 def yes_no_examples(n: int, seed: int = 0) -> list[QAExample]:
     """Tiny qa6-like stories: 'is P in the L' -> yes/no, half of each."""
     rng = random.Random(seed)

@@ -182,7 +182,6 @@ class LanguageModel(nn.Module):
         return batch["y"].numel()
 
     @torch.no_grad()
-    @torch.no_grad()
     def score(self, sequences: list[list[int]], start_id: int) -> list[float]:
         """Log-probability of each token sequence, each read from a fresh state.
 

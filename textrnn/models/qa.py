@@ -57,6 +57,8 @@ class QAConfig:
     random_noise: float = 0.1  # RN: fraction of empty memories in the time index, training only
     init_std: float = 0.1  # embeddings start as N(0, init_std²), as in the MemN2N paper
     answer_hidden: int = 0  # ReLU units between u^{K+1} and W; 0 = the paper's linear W (memn2n)
+    hop_relu: bool = False  # u^{k+1} = ReLU_half(H u^k + o^k), the paper's 10k non-linearity
+    hop_init: str = "normal"  # H's start: "normal" N(0, init_std²) like every weight, or "eye"
     hidden_size: int = 32  # LSTM width (lstm_reader; the Keras example's 32)
     dropout: float = 0.3  # after the embeddings and the LSTM (lstm_reader; Keras' 0.3)
     max_story_words: int = 100  # read the last this many story words (lstm_reader)
@@ -175,8 +177,12 @@ class MemN2N(QANet):
         u¹ = Σ_j l_j ⊙ B q_j
         p = softmax(uᵀ m)     (linear start: p = uᵀ m, the softmax removed)
         o = Σ_i p_i c_i
-        u^{k+1} = u^k + o
+        u^{k+1} = u^k + o             (hop_relu: u^{k+1} = ReLU_half(H_u u^k + o), below)
         â = softmax(W u^{K+1})        (answer_hidden > 0: softmax(W ReLU(H u^{K+1} + b)))
+
+    ``hop_relu`` is the non-linearity the paper adds for its 10k results: a
+    d x d map H_u shared by all hops (as in its layer-wise tying) and a ReLU on
+    the first half of the units of u^{k+1}, the other half left linear.
 
     Adjacent tying keeps K+1 tables E_0..E_K with A^k = E_{k-1}, C^k = E_k, so
     A^{k+1} = C^k and B = A^1 (T_A, T_C likewise); the paper's layer-wise
@@ -207,10 +213,13 @@ class MemN2N(QANet):
         self.H = nn.Sequential(nn.Linear(d, config.answer_hidden), nn.ReLU()) \
             if config.answer_hidden > 0 else nn.Identity()
         self.W = nn.Linear(config.answer_hidden or d, config.num_answers, bias=False)
+        self.H_u = nn.Linear(d, d, bias=False) if config.hop_relu else None
         for p in self.parameters():
             nn.init.normal_(p, std=config.init_std)
         for table in self.tables:
             table.weight.data[0].zero_()  # the <pad> row stays 0 (padding_idx freezes it)
+        if self.H_u is not None and config.hop_init == "eye":
+            nn.init.eye_(self.H_u.weight)  # starts as u + o, the plain model's update
         # In buffers, so a resumed run continues in the same phase of linear start.
         self.register_buffer("ls_active", torch.tensor(bool(config.linear_start)))
         self.register_buffer("ls_best_loss", torch.tensor(math.inf))
@@ -262,6 +271,12 @@ class MemN2N(QANet):
         # Padding gets 0 (masked anyway); clamp only matters for over-long batches.
         return recency.masked_fill(~mask, 0).clamp(0, self.num_times - 1)  # (B, S)
 
+    @staticmethod
+    def _relu_half(u: Tensor) -> Tensor:
+        """(B, d) -> (B, d): ReLU on the first d // 2 units, the rest unchanged."""
+        half = u.shape[-1] // 2
+        return torch.cat([F.relu(u[..., :half]), u[..., half:]], dim=-1)
+
     def forward(self, batch: dict) -> tuple[Tensor, Tensor]:
         """Answer scores and per-hop attention.
 
@@ -293,7 +308,7 @@ class MemN2N(QANet):
             p = masked_softmax(scores, mask)  # (B, S)
             weights = scores.masked_fill(~mask, 0.0) if linear else p  # (B, S)
             o = torch.einsum("bs,bsd->bd", weights, c)  # (B, d)
-            u = u + o  # (B, d)
+            u = u + o if self.H_u is None else self._relu_half(self.H_u(u) + o)  # (B, d)
             hops.append(p)
         return self.W(self.H(u)), torch.stack(hops, 1)  # (B, A), (B, K, S)
 

@@ -122,6 +122,12 @@ class QATask:
         parser.add_argument("--answer-hidden", type=int, default=d["answer_hidden"],
                             help="ReLU units before the answer layer; 0 = linear, as in "
                                  "the paper (memn2n; default: %(default)s)")
+        parser.add_argument("--hop-relu", action="store_true",
+                            help="u = ReLU on half the units of (H u + o) at each hop, the "
+                                 "paper's non-linearity for 10k (memn2n)")
+        parser.add_argument("--hop-init", choices=("normal", "eye"), default="normal",
+                            help="start of --hop-relu's H: small random, or the identity "
+                                 "(default: %(default)s)")
         parser.add_argument("--hidden-size", type=int, default=d["hidden_size"],
                             help="LSTM width (lstm_reader; default: %(default)s)")
         parser.add_argument("--dropout", type=float, default=d["dropout"],
@@ -157,7 +163,7 @@ class QATask:
             position_encoding=not args.no_position_encoding,
             temporal_encoding=not args.no_temporal_encoding,
             linear_start=not args.no_linear_start, random_noise=args.random_noise,
-            answer_hidden=args.answer_hidden, hidden_size=args.hidden_size,
+            answer_hidden=args.answer_hidden, hop_relu=args.hop_relu, hop_init=args.hop_init, hidden_size=args.hidden_size,
             dropout=args.dropout, tasks=sorted(per_task),
         )
         torch.manual_seed(args.seed)  # the initial weights depend on --seed only
