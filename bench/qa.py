@@ -61,14 +61,20 @@ def train_and_test(data: str, tasks: str, out: str, args: argparse.Namespace) ->
     best = max(records, key=lambda r: r["val_acc"])
     return {**results, "train_s": train_s, "eval_s": eval_s, "epochs": records[-1]["epoch"],
             "steps": records[-1]["step"], "best_val_acc": best["val_acc"],
-            "best_epoch": best["epoch"]}
+            "best_epoch": best["epoch"],
+            # Each task's validation accuracy at best.pt: how --with-joint compares models.
+            "best_val_by_task": {t: best.get(f"val_acc_task{t}", best["val_acc"])
+                                 for t in results["tasks"]}}
 
 
 def _one_task(job: tuple) -> dict:
     """A worker process's job: one task's model with one seed (``--per-task``)."""
-    data, task, seed, variant, out, args = job
+    data, task, seed, variant, out, args, joint = job
     run_args = argparse.Namespace(**{**vars(args), "seed": seed,
                                      "train_args": [*args.train_args, *variant.split()]})
+    if joint:  # --with-joint: one model of all the tasks, a candidate for each
+        run_args.epochs = args.joint_epochs or args.epochs
+        variant = "joint"
     result = train_and_test(data, str(task), out, run_args)
     print(f"qa{task} seed {seed} [{variant}]: test {result['mean_accuracy']:.2%}, best val "
           f"{result['best_val_acc']:.2%} at epoch {result['best_epoch']}, "
@@ -79,18 +85,21 @@ def _one_task(job: tuple) -> dict:
 def merge(runs: list[dict]) -> dict:
     """Combine single-task results into one table, as ``textrnn eval --json`` prints it.
 
-    Where a task was trained with several seeds or variants, the run with the best
-    validation accuracy is kept (ties: the first), as the paper keeps the best of
-    its repeats; test accuracy plays no part in the choice.
+    Where a task was trained with several seeds or variants (or also in a joint model,
+    ``--with-joint``), the model with the best validation accuracy on that task is kept
+    (ties: the first), as the paper keeps the best of its repeats; test accuracy plays
+    no part in the choice.
     """
     per_task: dict[str, dict] = {}
     for run in runs:
-        (task,) = run["tasks"]
-        if task not in per_task or run["best_val_acc"] > per_task[task]["best_val_acc"]:
-            per_task[task] = run
+        for task in run["tasks"]:  # one task, or all of them for the joint model
+            if task not in per_task or (run["best_val_by_task"][task]
+                                        > per_task[task]["best_val_by_task"][task]):
+                per_task[task] = run
     per_task = dict(sorted(per_task.items(), key=lambda item: int(item[0])))
     tasks = {t: {**run["tasks"][t], "seed": run["seed"], "variant": run["variant"]}
              for t, run in per_task.items()}
+    chosen = {t: run["best_val_by_task"][t] for t, run in per_task.items()}
     per_task = list(per_task.values())
     errors = [r["error"] for r in tasks.values()]
     return {"tasks": tasks, "mean_error": sum(errors) / len(errors),
@@ -99,7 +108,7 @@ def merge(runs: list[dict]) -> dict:
             "train_s": sum(r["train_s"] for r in runs),  # every seed's run counts
             "eval_s": sum(r["eval_s"] for r in runs),
             "epochs": max(r["epochs"] for r in per_task),
-            "best_val_acc": {t: r["best_val_acc"] for r in per_task for t in r["tasks"]},
+            "best_val_acc": chosen,
             "runs": len(runs)}
 
 
@@ -114,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1,
                         help="with --per-task: tasks trained at once, one process and "
                              "--threads threads each (default: %(default)s)")
+    parser.add_argument("--with-joint", action="store_true",
+                        help="with --per-task: also train one joint model of all the tasks "
+                             "(base flags, no --variant), a candidate for every task")
+    parser.add_argument("--joint-epochs", type=int, default=None,
+                        help="epochs of the --with-joint model (default: --epochs)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="passes over the training data (default: textrnn's qa default)")
     parser.add_argument("--threads", type=int, default=1,
@@ -146,8 +160,12 @@ def main(argv: list[str] | None = None) -> int:
                 tasks = parse_tasks(args.tasks)
             seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
             variants = args.variant or [""]
-            jobs = [(args.data, t, seed, variant, str(Path(out) / f"qa{t}-seed{seed}-v{i}"), args)
+            jobs = [(args.data, t, seed, variant, str(Path(out) / f"qa{t}-seed{seed}-v{i}"),
+                     args, False)
                     for t in tasks for i, variant in enumerate(variants) for seed in seeds]
+            if args.with_joint:  # the longest job first, so the others fill in beside it
+                jobs.insert(0, (args.data, args.tasks, seeds[0], "", str(Path(out) / "joint"),
+                                args, True))
             if args.jobs > 1:  # spawn: a forked torch process can deadlock in its thread pool
                 pool = multiprocessing.get_context("spawn").Pool(args.jobs)
                 with pool:
