@@ -26,7 +26,10 @@ model is validated and, when validation does not improve, the rate is divided by
 The budget is the wall-clock time of training (validations inside it included);
 when it runs out, training stops at the next step boundary. Each side then keeps its
 best model by validation (the last model is validated too) and is tested. Printed:
-test perplexity, training tokens/s, and the ratios (textrnn / reference).
+test perplexity, training tokens/s, and the ratios (textrnn / reference). Then both
+trained models take ``--speed-steps`` more training steps in turn, step by step on the
+same batches, and each side's tokens/s is printed from its own steps' time: the budget
+runs go one after the other, and a shared machine's speed drifts between them.
 
 Usage::
 
@@ -38,6 +41,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import tempfile
 import time
@@ -142,6 +146,55 @@ def reference_loss(model: ReferenceLSTM, batches: StreamBatches) -> float:
     return total / count
 
 
+def reference_step(model: ReferenceLSTM, batch: dict, state, lr: float, clip: float):
+    """One training step of the example's loop; returns the state to carry on."""
+    x, y = batch["x"].t(), batch["y"].t()  # (T, B)
+    if state is not None:
+        state = tuple(s.detach() for s in state)  # truncated BPTT
+    logits, state = model(x, state)  # (T, B, V)
+    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+    model.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), clip)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(p.grad, alpha=-lr)  # plain SGD, as in the example
+    return state
+
+
+def interleaved_speed(ours: nn.Module, ref: ReferenceLSTM, batches: list[dict],
+                      lr: float, clip: float, warmup: int = 3) -> tuple[float, float]:
+    """Training tokens/s of each side, timed step by step in turn on the same batches.
+
+    The budget runs above go one after the other, so a shared machine that slows
+    down during one of them tilts their tokens/s; here both sides see the same
+    machine, step for step. textrnn's step is :func:`textrnn.train.fit`'s (loss,
+    backward, clip, optimizer step; Adam at the budget run's lr), the reference's is
+    :func:`reference_step` (plain SGD). The first ``warmup`` steps are not timed.
+
+    Returns:
+        (textrnn tokens/s, reference tokens/s).
+    """
+    ours.train()
+    ref.train()
+    optimizer = torch.optim.Adam(ours.parameters(), lr=lr)
+    seconds, tokens, state = [0.0, 0.0], 0, None
+    for i, batch in enumerate(batches):
+        started = time.perf_counter()
+        loss = ours.loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(ours.parameters(), clip)
+        optimizer.step()
+        middle = time.perf_counter()
+        state = reference_step(ref, batch, state, 20.0, clip)
+        if i >= warmup:
+            seconds[0] += middle - started
+            seconds[1] += time.perf_counter() - middle
+            tokens += batch["y"].numel()
+    return tokens / seconds[0], tokens / seconds[1]
+
+
 def train_reference(model: ReferenceLSTM, train: Budget, valid: StreamBatches,
                     lr: float = 20.0, clip: float = 0.25) -> dict:
     """Train with the example's loop until the budget is spent; keep the best model by validation.
@@ -155,17 +208,7 @@ def train_reference(model: ReferenceLSTM, train: Budget, valid: StreamBatches,
         while True:
             state = None
             for batch in train:
-                x, y = batch["x"].t(), batch["y"].t()  # (T, B)
-                if state is not None:
-                    state = tuple(s.detach() for s in state)  # truncated BPTT
-                logits, state = model(x, state)  # (T, B, V)
-                loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-                model.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), clip)
-                with torch.no_grad():
-                    for p in model.parameters():
-                        p.add_(p.grad, alpha=-lr)  # plain SGD, as in the example
+                state = reference_step(model, batch, state, lr, clip)
                 steps += 1
             epochs += 1
             val_loss = reference_loss(model, valid)
@@ -215,6 +258,7 @@ def run_textrnn(data: Path, out: Path, args: argparse.Namespace) -> dict:
     eval_args.data = str(data / "test.txt")
     test = task.evaluate(bundle, eval_args)
     return {"steps": bundle.step, "tokens": budget.tokens, "seconds": seconds,
+            "model": bundle.model, "batches": train_data, "lr": cfg.lr,
             "val_loss": val_loss, "test_loss": test["loss"], "vocab": vocabs["tokens"],
             "params": sum(p.numel() for p in model.parameters())}
 
@@ -230,7 +274,8 @@ def run_reference(data: Path, vocab: Vocab, args: argparse.Namespace) -> dict:
     valid = StreamBatches(ids("valid"), EVAL_BATCH_SIZE, EVAL_BPTT)
     result = train_reference(model, train, valid)
     test = reference_loss(model, StreamBatches(ids("test"), EVAL_BATCH_SIZE, EVAL_BPTT))
-    return {**result, "test_loss": test, "params": sum(p.numel() for p in model.parameters())}
+    return {**result, "test_loss": test, "params": sum(p.numel() for p in model.parameters()),
+            "model": model}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="vocabulary size, from the training plays (default: %(default)s)")
     parser.add_argument("--reference-tied", action="store_true",
                         help="tie the reference's embedding and decoder (the example's --tied)")
+    parser.add_argument("--speed-steps", type=int, default=30,
+                        help="steps of each side timed in turn after the budget runs "
+                             "(default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1234, help="seed (default: %(default)s)")
     parser.add_argument("--out", default=None,
                         help="textrnn's run directory (default: a temporary one)")
@@ -272,6 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     speed_ratio = (ours["tokens"] / ours["seconds"]) / (ref["tokens"] / ref["seconds"])
     print(f"textrnn / reference: test perplexity {ppl_ratio:.3f}x (target < 1), "
           f"tokens/s {speed_ratio:.2f}x (target >= 1)")
+    batches = list(itertools.islice(iter(ours["batches"]), args.speed_steps + 3))
+    ours_tps, ref_tps = interleaved_speed(ours["model"], ref["model"], batches, ours["lr"], 0.25)
+    print(f"timed in turn, {args.speed_steps} steps each on the same batches: textrnn "
+          f"{ours_tps:.0f} tokens/s, reference {ref_tps:.0f} tokens/s, "
+          f"{ours_tps / ref_tps:.2f}x (target >= 1)")
     return 0
 
 
