@@ -115,9 +115,13 @@ class _Budget:
     what is left, not a fresh budget.
     """
 
-    def __init__(self, cfg: TrainConfig, used: float = 0.0) -> None:
-        self.seconds = 60.0 * cfg.max_minutes
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.seconds = 60.0 * cfg.max_minutes  # 0 = no budget
         self.clock = time.process_time if cfg.budget_clock == "cpu" else time.monotonic
+        self.restart(0.0)
+
+    def restart(self, used: float) -> None:
+        """Count from now on, ``used`` seconds already spent (by the run being resumed)."""
         self.before, self.start = used, self.clock()
 
     def used(self) -> float:
@@ -127,6 +131,10 @@ class _Budget:
     def fraction(self) -> float:
         """Share of the budget spent (0 when there is no budget)."""
         return self.used() / self.seconds if self.seconds > 0 else 0.0
+
+    def spent(self) -> bool:
+        """True once a budget is set and used up."""
+        return self.seconds > 0 and self.used() >= self.seconds
 
 
 def _make_scheduler(cfg: TrainConfig, optimizer, total_steps: int | None, budget: _Budget):
@@ -240,7 +248,7 @@ def fit(
     steps_per_epoch = len(train_data) if hasattr(train_data, "__len__") else None
     total = min(cfg.max_steps or math.inf, cfg.epochs * (steps_per_epoch or math.inf))
     total = None if total == math.inf else int(total)
-    budget = _Budget(cfg)  # re-made below with the time a resumed run had used
+    budget = _Budget(cfg)  # restarted below with the time a resumed run had used
     scheduler = _make_scheduler(cfg, optimizer, total, budget)
     autocast = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"
@@ -266,10 +274,7 @@ def fit(
         last_metrics = raw["metrics"]
         checkpoint.set_rng_state(raw["rng"])
     started, losses = time.monotonic() - s["elapsed"], []
-    budget.before, budget.start = s["budget_used"], budget.clock()
-
-    def out_of_time() -> bool:
-        return bool(budget.seconds) and budget.used() >= budget.seconds
+    budget.restart(s["budget_used"])
 
     def save(name: str, metrics: dict) -> None:
         checkpoint.save(
@@ -321,7 +326,7 @@ def fit(
         save("last.pt", metrics)
 
     progress = Progress(total, desc="train", initial=s["step"], every=cfg.log_every)
-    done = (total is not None and s["step"] >= total) or out_of_time()
+    done = (total is not None and s["step"] >= total) or budget.spent()
     try:
         with _DeferredInterrupt() as interrupt, progress:
             while not done and s["epoch"] < cfg.epochs:
@@ -347,7 +352,7 @@ def fit(
                     losses.append(loss.item())
                     ntok = model.num_tokens(batch) if hasattr(model, "num_tokens") else 0
                     progress.update(loss=losses[-1], tokens=ntok)
-                    done = (total is not None and s["step"] >= total) or out_of_time()
+                    done = (total is not None and s["step"] >= total) or budget.spent()
                     if cfg.eval_every and s["step"] % cfg.eval_every == 0:
                         evaluate(scheduled=True)
                     if interrupt.hit:
