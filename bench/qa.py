@@ -68,7 +68,7 @@ def train_and_test(data: str, tasks: str, out: str, args: argparse.Namespace) ->
 
 
 def _one_task(job: tuple) -> dict:
-    """A worker process's job: one task's model with one seed (``--per-task``)."""
+    """A worker process's job (``--per-task``): one task's model, or the joint one."""
     data, task, seed, variant, out, args, joint = job
     run_args = argparse.Namespace(**{**vars(args), "seed": seed,
                                      "train_args": [*args.train_args, *variant.split()]})
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="bAbI folder (en-10k, en, tasks_1-20_v1-2) or generated stories")
     parser.add_argument("--tasks", default="all", help="e.g. 1,6 or all (default: %(default)s)")
     parser.add_argument("--per-task", action="store_true",
-                        help="one model per task (as the paper's 10k table), not one joint model")
+                        help="train one model per task instead of one joint model")
     parser.add_argument("--jobs", type=int, default=1,
                         help="with --per-task: tasks trained at once, one process and "
                              "--threads threads each (default: %(default)s)")
