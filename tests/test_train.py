@@ -174,6 +174,27 @@ def test_time_budget_stops_the_run_and_decays_lr(make_tiny_lm, run_dir, monkeypa
     assert again["step"] == result["step"]
 
 
+def test_stop_at_ends_the_run_where_the_best_metric_reaches_it(make_tiny_lm, run_dir,
+                                                             tmp_path) -> None:
+    model, vocabs, train, val = make_tiny_lm(dropout=0.0)
+    fit(model, train, val, _cfg(max_steps=40), run_dir, "lm", vocabs)
+    full = _records(run_dir)
+    # The third evaluation's loss, as a target: the run must stop at the first evaluation
+    # at or below it, whichever that is (the loss need not fall at every evaluation).
+    target = full[2]["val_loss"]
+    first = next(r["step"] for r in full if r["val_loss"] <= target)
+    model, vocabs, train, val = make_tiny_lm(dropout=0.0)
+    out = tmp_path / "stopped"
+    result = fit(model, train, val, _cfg(max_steps=40, stop_at=target), out, "lm", vocabs)
+    assert result["step"] == first < 40
+    assert [r["val_loss"] for r in _records(out)] == [r["val_loss"] for r in full
+                                                      if r["step"] <= first]
+    assert checkpoint.load(out / "best.pt").metrics["val_loss"] <= target
+    again = fit(model, train, val, _cfg(max_steps=40, stop_at=target), out, "lm", vocabs,
+                resume=True)
+    assert again["step"] == first  # reached before: a resumed run stops at once
+
+
 def test_to_device_moves_nested_tensors_only() -> None:
     batch = {"x": torch.ones(2), "pair": (torch.zeros(1), [torch.ones(1)]), "reset": True}
     moved = to_device(batch, torch.device("cpu"))

@@ -48,6 +48,8 @@ _TRAIN_FLAGS = [
                     "schedule decays over them); 0 = no limit", None),
     ("budget_clock", "what --max-minutes counts: wall-clock time, or this process's CPU time "
                      "(fair on a shared machine)", ("wall", "cpu")),
+    ("stop_at", "stop once the best-checkpoint metric reaches this value (e.g. 1.0 for "
+                "accuracy); best.pt is the same as a full run's, as a tie never replaces it", None),
     ("eval_every", "evaluate and checkpoint every N steps; 0 = at each epoch's end", None),
     ("log_every", "progress line every N steps when not on a terminal", None),
     ("device", "auto, cpu or cuda", None),
@@ -80,7 +82,8 @@ def _add_common_train_args(parser: argparse.ArgumentParser) -> None:
                 type=type(default),
                 default=default,
                 choices=choices,
-                help=f"{help_text} (default: %(default)s)",
+                # NaN is "off" (stop_at): say so rather than print "nan"
+                help=f"{help_text} (default: {'off' if default != default else '%(default)s'})",
             )
 
 

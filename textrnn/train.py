@@ -69,6 +69,9 @@ class TrainConfig:
     schedule: str = "none"  # "none", "plateau" (halve lr when best_metric stalls), "linear" (to 0)
     max_minutes: float = 0.0  # stop after this much budget_clock time (evaluations count); 0 = none
     budget_clock: str = "wall"  # "wall", or "cpu": this process's CPU time, fair on a busy machine
+    # Stop once best_metric reaches this value (e.g. 1.0 for val_acc); NaN = never. best.pt is
+    # final then, as a tie never replaces it: the same best.pt as the full run, sooner.
+    stop_at: float = math.nan
 
     def __post_init__(self) -> None:
         for name, allowed in (
@@ -254,6 +257,10 @@ def fit(
         device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"
     )
     better = (lambda a, b: a < b) if cfg.best_mode == "min" else (lambda a, b: a > b)
+
+    def reached(best: float | None) -> bool:  # False for NaN, stop_at's "never"
+        return best is not None and (best == cfg.stop_at or better(best, cfg.stop_at))
+
     s = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "elapsed": 0.0,
          "budget_used": 0.0}
     last_metrics: dict = {}
@@ -326,7 +333,7 @@ def fit(
         save("last.pt", metrics)
 
     progress = Progress(total, desc="train", initial=s["step"], every=cfg.log_every)
-    done = (total is not None and s["step"] >= total) or budget.spent()
+    done = (total is not None and s["step"] >= total) or budget.spent() or reached(s["best"])
     try:
         with _DeferredInterrupt() as interrupt, progress:
             while not done and s["epoch"] < cfg.epochs:
@@ -355,12 +362,14 @@ def fit(
                     done = (total is not None and s["step"] >= total) or budget.spent()
                     if cfg.eval_every and s["step"] % cfg.eval_every == 0:
                         evaluate(scheduled=True)
+                        done = done or reached(s["best"])
                     if interrupt.hit:
                         raise KeyboardInterrupt
                 else:  # the epoch ran to its end: the next one starts from its first batch
                     s["epoch"], s["batch_in_epoch"] = s["epoch"] + 1, 0
                     if not cfg.eval_every:
                         evaluate(scheduled=True)
+                        done = done or reached(s["best"])
             if losses or not (out / "last.pt").exists():
                 evaluate(scheduled=False)  # end on an evaluated, resumable checkpoint
     except KeyboardInterrupt:
