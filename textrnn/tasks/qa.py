@@ -163,7 +163,8 @@ class QATask:
             position_encoding=not args.no_position_encoding,
             temporal_encoding=not args.no_temporal_encoding,
             linear_start=not args.no_linear_start, random_noise=args.random_noise,
-            answer_hidden=args.answer_hidden, hop_relu=args.hop_relu, hop_init=args.hop_init, hidden_size=args.hidden_size,
+            answer_hidden=args.answer_hidden, hop_relu=args.hop_relu, hop_init=args.hop_init,
+            hidden_size=args.hidden_size,
             dropout=args.dropout, tasks=sorted(per_task),
         )
         torch.manual_seed(args.seed)  # the initial weights depend on --seed only
