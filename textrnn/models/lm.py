@@ -51,6 +51,20 @@ class LMConfig:
     dropout: float = 0.2  # between stacked layers and before the output layer
     tie_weights: bool = False  # share the embedding and output matrices (needs equal sizes)
     impl: str = "fused"  # "fused" (PyTorch kernels) or "cells" (readable Python time loop)
+    softmax: str = "full"  # "full", or "adaptive" (Grave et al. 2017; word level, large V)
+    cutoffs: tuple[int, ...] = ()  # adaptive: ids below cutoffs[0] form the head, etc.
+
+
+def default_cutoffs(vocab_size: int) -> tuple[int, ...]:
+    """Adaptive-softmax clusters for a frequency-sorted vocabulary: the most frequent fifth
+    of the ids in the head (about 90% of running words in English text), then two tail
+    clusters split at the half.
+
+    >>> default_cutoffs(10004), default_cutoffs(40)
+    ((2000, 5002), (8, 20))
+    """
+    head = int(round(vocab_size / 5, -2)) if vocab_size >= 1000 else max(1, vocab_size // 5)
+    return (head, vocab_size // 2)
 
 
 class LanguageModel(nn.Module):
@@ -70,6 +84,22 @@ class LanguageModel(nn.Module):
         super().__init__()
         if config.cell not in LAYERS:
             raise ValueError(f"cell must be one of {sorted(LAYERS)}, got {config.cell!r}")
+        if config.softmax not in ("full", "adaptive"):
+            raise ValueError(f"softmax must be 'full' or 'adaptive', got {config.softmax!r}")
+        if config.softmax == "adaptive" and config.tie_weights:
+            raise ValueError("tie_weights needs the full softmax (the adaptive one has no "
+                             "single (V, H) output matrix to share)")
+        if config.softmax == "adaptive" and not (
+            list(config.cutoffs) == sorted(set(config.cutoffs))
+            and 0 < min(config.cutoffs, default=0) and max(config.cutoffs) < config.vocab_size - 1
+        ):
+            raise ValueError(f"adaptive softmax cutoffs must be increasing ids between 1 and "
+                             f"{config.vocab_size - 2} (the vocabulary's size less 2), "
+                             f"got {list(config.cutoffs)}")
+        if config.softmax == "adaptive" and config.hidden_size < 4 ** len(config.cutoffs):
+            raise ValueError(f"hidden_size {config.hidden_size} is too small for "
+                             f"{len(config.cutoffs)} adaptive-softmax tail clusters (the "
+                             f"last projects to hidden_size / 4^{len(config.cutoffs)})")
         if config.tie_weights and config.embedding_size != config.hidden_size:
             raise ValueError(
                 "tie_weights needs embedding_size == hidden_size, got "
@@ -87,7 +117,16 @@ class LanguageModel(nn.Module):
             impl=config.impl,
         )
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.hidden_size, config.vocab_size)
+        if config.softmax == "adaptive":
+            # A head over the frequent words plus one logit per tail cluster, and smaller
+            # projections (H/4, H/16) for the rarer clusters: most tokens never pay for the
+            # full (H, V) product, which makes word-level training several times cheaper.
+            # Its log_prob is an exact, normalised distribution over all V words.
+            self.head = nn.AdaptiveLogSoftmaxWithLoss(
+                config.hidden_size, config.vocab_size, list(config.cutoffs), div_value=4.0
+            )
+        else:
+            self.head = nn.Linear(config.hidden_size, config.vocab_size)
         if config.tie_weights:  # Press & Wolf (2017): fewer parameters, often lower perplexity
             self.head.weight = self.embedding.weight
         self.state = None  # the hidden state carried from the previous training window
@@ -100,10 +139,14 @@ class LanguageModel(nn.Module):
             state: initial ``h`` (L, B, H), or ``(h, c)`` for the LSTM; zeros if None.
 
         Returns:
-            logits: (B, T, V) float, unnormalised next-token scores.
+            logits: (B, T, V) float, unnormalised next-token scores (with the adaptive
+                softmax, normalised log-probabilities: their softmax is the same
+                distribution, so every user of the scores reads them alike).
             state: the final state, same layout as ``state``.
         """
         h, state = self.features(x, state)  # (B, T, H)
+        if isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
+            return self.head.log_prob(h.flatten(0, 1)).view(*h.shape[:2], -1), state
         return self.head(h), state  # (B, T, V)
 
     def features(self, x: Tensor, state=None) -> tuple[Tensor, object]:
@@ -138,6 +181,8 @@ class LanguageModel(nn.Module):
         """
         h, state = self.features(batch["x"], self._carried_state(batch))  # (B, T, H)
         self.state = detach_state(state)  # values flow on, gradients stop here
+        if isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
+            return self.head(h.flatten(0, 1), batch["y"].flatten()).loss
         # The output layer and its softmax a block of rows at a time: the (B*T, V) scores
         # never exist, which makes the step faster on a CPU (see textrnn.losses).
         return linear_cross_entropy(h.flatten(0, 1), self.head.weight, self.head.bias,

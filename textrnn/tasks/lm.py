@@ -19,7 +19,7 @@ from textrnn.checkpoint import Bundle
 from textrnn.data.melodies import prepare_melodies
 from textrnn.data.text import StreamBatches, detokenize, read_text, tokenize_lines
 from textrnn.errors import DataError, TextrnnError
-from textrnn.models.lm import LAYERS, LanguageModel, LMConfig
+from textrnn.models.lm import LAYERS, LanguageModel, LMConfig, default_cutoffs
 from textrnn.tokenize import TOKENIZERS
 from textrnn.train import to_device
 from textrnn.vocab import Vocab
@@ -33,6 +33,14 @@ def _batches(ids: list[int], batch_size: int, bptt: int, path: str) -> StreamBat
         return StreamBatches(torch.tensor(ids, dtype=torch.long), batch_size, bptt)
     except ValueError as err:
         raise DataError(str(err), path=path) from None
+
+
+def _cutoffs(text: str) -> tuple[int, ...]:
+    """``"2000,5000"`` -> (2000, 5000), for ``--cutoffs``."""
+    try:
+        return tuple(int(c) for c in text.split(",") if c.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ids like 2000,5000, got {text!r}") from None
 
 
 def _eval_batch_size(n_tokens: int, batch_size: int, bptt: int) -> int:
@@ -96,6 +104,22 @@ class LMTask:
             help="share embedding and output weights (needs equal sizes)",
         )
         parser.add_argument(
+            "--softmax",
+            choices=("full", "adaptive"),
+            default=d["softmax"],
+            help="output layer: full softmax, or the adaptive softmax (frequent words in a "
+                 "head, rare ones in smaller clusters; much faster for word vocabularies, "
+                 "not with --tie-weights) (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--cutoffs",
+            type=_cutoffs,
+            default=None,
+            metavar="IDS",
+            help="adaptive softmax cluster boundaries in frequency rank, e.g. 2000,5000 "
+                 "(default: a fifth and a half of the vocabulary)",
+        )
+        parser.add_argument(
             "--impl",
             choices=("fused", "cells"),
             default=d["impl"],
@@ -154,6 +178,9 @@ class LMTask:
             dropout=args.dropout,
             tie_weights=args.tie_weights,
             impl=args.impl,
+            softmax=args.softmax,
+            cutoffs=(args.cutoffs or default_cutoffs(len(vocab))) if args.softmax == "adaptive"
+            else (),
         )
         torch.manual_seed(args.seed)  # the initial weights depend on --seed only
         try:
