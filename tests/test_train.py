@@ -195,6 +195,23 @@ def test_stop_at_ends_the_run_where_the_best_metric_reaches_it(make_tiny_lm, run
     assert again["step"] == first  # reached before: a resumed run stops at once
 
 
+def test_best_checkpoint_is_the_model_that_was_evaluated(make_tiny_lm, run_dir) -> None:
+    # A model whose on_evaluate changes what it computes (as MemN2N's end of linear start
+    # does): best.pt must still be the model its metrics were measured on.
+    model, vocabs, train, val = make_tiny_lm(dropout=0.0)
+
+    def on_evaluate(metrics: dict) -> None:
+        with torch.no_grad():
+            model.head.bias.add_(5.0 * torch.randn_like(model.head.bias))
+
+    model.on_evaluate = on_evaluate
+    result = fit(model, train, val, _cfg(max_steps=20, eval_every=5), run_dir, "lm", vocabs)
+    best = checkpoint.load(run_dir / "best.pt")
+    again = best.model.evaluate(val)["val_loss"]
+    assert again == pytest.approx(result["best_value"], rel=1e-6)
+    assert again == pytest.approx(best.metrics["val_loss"], rel=1e-6)
+
+
 def test_to_device_moves_nested_tensors_only() -> None:
     batch = {"x": torch.ones(2), "pair": (torch.zeros(1), [torch.ones(1)]), "reset": True}
     moved = to_device(batch, torch.device("cpu"))

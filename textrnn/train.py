@@ -323,14 +323,16 @@ def fit(
         with open(out / "metrics.jsonl", encoding="utf-8") as f:
             plot_curves([json.loads(line) for line in f], out / "curves.png")
         progress.write(f"step {s['step']} " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        # best.pt first: it must hold the model these metrics were measured on, and
+        # on_evaluate may change it (MemN2N's linear start ends by switching a softmax on).
+        if s["best"] is None or better(value, s["best"]):
+            s["best"] = value
+            save("best.pt", metrics)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and scheduled:
             scheduler.step(value)  # only on the regular schedule, so a stop/resume changes nothing
         if hasattr(model, "on_evaluate") and scheduled:
             model.on_evaluate(metrics)  # e.g. MemN2N ends its linear start when val loss stalls
-        if s["best"] is None or better(value, s["best"]):
-            s["best"] = value
-            save("best.pt", metrics)
-        save("last.pt", metrics)
+        save("last.pt", metrics)  # after: a resumed run goes on from the changed model
 
     progress = Progress(total, desc="train", initial=s["step"], every=cfg.log_every)
     done = (total is not None and s["step"] >= total) or budget.spent() or reached(s["best"])
