@@ -14,6 +14,7 @@ Usage::
     python bench/qa.py --data data/generated --epochs 10 -- --hops 2
     python bench/qa.py --data .../en-10k --per-task --jobs 2 --epochs 60
     python bench/qa.py --data .../en-10k --per-task --variant= --variant=--hop-relu
+    python bench/qa.py --data .../en-10k --per-task --jobs 2 -- --stop-at 1.0  # stop at 100% val
 """
 
 from __future__ import annotations
