@@ -67,6 +67,22 @@ def default_cutoffs(vocab_size: int) -> tuple[int, ...]:
     return (head, vocab_size // 2)
 
 
+def _check_adaptive(config: LMConfig) -> None:
+    """Raise ValueError where ``config`` cannot build an adaptive softmax."""
+    cutoffs = list(config.cutoffs)
+    if config.tie_weights:
+        raise ValueError("tie_weights needs the full softmax (the adaptive one has no "
+                         "single (V, H) output matrix to share)")
+    if not (cutoffs == sorted(set(cutoffs))
+            and 0 < min(cutoffs, default=0) and max(cutoffs) < config.vocab_size - 1):
+        raise ValueError(f"adaptive softmax cutoffs must be increasing ids between 1 and "
+                         f"{config.vocab_size - 2} (the vocabulary's size less 2), got {cutoffs}")
+    if config.hidden_size < 4 ** len(cutoffs):
+        raise ValueError(f"hidden_size {config.hidden_size} is too small for {len(cutoffs)} "
+                         f"adaptive-softmax tail clusters (the last projects to "
+                         f"hidden_size / 4^{len(cutoffs)})")
+
+
 class LanguageModel(nn.Module):
     """Embedding, recurrent layer, dropout and a linear read-out over the vocabulary.
 
@@ -86,20 +102,8 @@ class LanguageModel(nn.Module):
             raise ValueError(f"cell must be one of {sorted(LAYERS)}, got {config.cell!r}")
         if config.softmax not in ("full", "adaptive"):
             raise ValueError(f"softmax must be 'full' or 'adaptive', got {config.softmax!r}")
-        if config.softmax == "adaptive" and config.tie_weights:
-            raise ValueError("tie_weights needs the full softmax (the adaptive one has no "
-                             "single (V, H) output matrix to share)")
-        if config.softmax == "adaptive" and not (
-            list(config.cutoffs) == sorted(set(config.cutoffs))
-            and 0 < min(config.cutoffs, default=0) and max(config.cutoffs) < config.vocab_size - 1
-        ):
-            raise ValueError(f"adaptive softmax cutoffs must be increasing ids between 1 and "
-                             f"{config.vocab_size - 2} (the vocabulary's size less 2), "
-                             f"got {list(config.cutoffs)}")
-        if config.softmax == "adaptive" and config.hidden_size < 4 ** len(config.cutoffs):
-            raise ValueError(f"hidden_size {config.hidden_size} is too small for "
-                             f"{len(config.cutoffs)} adaptive-softmax tail clusters (the "
-                             f"last projects to hidden_size / 4^{len(config.cutoffs)})")
+        if config.softmax == "adaptive":
+            _check_adaptive(config)
         if config.tie_weights and config.embedding_size != config.hidden_size:
             raise ValueError(
                 "tie_weights needs embedding_size == hidden_size, got "
