@@ -31,6 +31,7 @@ B, T, I, H = 5, 9, 4, 6
 IMPLS = {
     "fused": ("fused", "auto", None),
     "fused-one-call": ("fused", "one-call", None),
+    "fused-segments": ("fused", "segments", None),
     "fused-many-segments": ("fused", "segments", 0.0),
     "cells": ("cells", "auto", None),
 }
@@ -114,7 +115,8 @@ def test_layer_matches_torch(kind, num_layers, bidirectional, impl, ragged, devi
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("start", ["given", "zero"])
-@pytest.mark.parametrize("impl", ["fused", "fused-one-call", "fused-many-segments"])
+@pytest.mark.parametrize("impl", ["fused", "fused-one-call", "fused-segments",
+                                  "fused-many-segments"])
 def test_fused_and_cells_agree_with_empty_sequences(kind, bidirectional, start, impl):
     """Length 0 is allowed (torch's packing refuses it): zero output, state = initial state."""
     fused, _ = make(kind, 2, bidirectional, impl)
@@ -207,13 +209,19 @@ def test_bad_arguments_are_clear_errors():
         layer(torch.randn(B, T, I), state=torch.zeros(1, B, H))
     with pytest.raises(ValueError, match="impl"):
         GRU(I, H, impl="cuda")
+    layer.ragged = "rows"  # the LSTM has no rows path
+    with pytest.raises(ValueError, match="GRU and RNN"):
+        layer(torch.randn(B, T, I), RAGGED)
+    layer.ragged = "packed"
+    with pytest.raises(ValueError, match="ragged must be one of"):
+        layer(torch.randn(B, T, I), RAGGED)
 
 
 def test_unsupported_fused_configuration_warns_once_and_runs_cells(monkeypatch):
     """Never a silent fallback: one warning, then the cells loop gives the same numbers."""
     import textrnn.layers as layers_mod
 
-    fused, _ = make("gru", 1, False, "fused")
+    fused, _ = make("gru", 1, False, "fused-segments")  # the path through _fused_call
     cells, _ = make("gru", 1, False, "cells")
 
     def refuse(*args, **kwargs):

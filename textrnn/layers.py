@@ -61,6 +61,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from textrnn.cells import gru_recurrence, lstm_recurrence, rnn_recurrence
+from textrnn.live_rows import gru_rows, rnn_rows
 
 State = Tensor | tuple[Tensor, Tensor]
 
@@ -76,6 +77,7 @@ BIG = 1.0e4
 SEGMENT_COST = 3.0e7
 
 IMPLS = ("fused", "cells")
+RAGGED_PATHS = ("auto", "rows", "segments", "one-call")
 FREEZABLE = ("LSTM", "GRU")  # modes with a gate that can hold the state at padded steps
 _warned: set[str] = set()
 
@@ -149,9 +151,9 @@ class _Recurrent(nn.RNNBase):
             bidirectional=bidirectional,
         )
         self.impl = impl
-        # How a ragged batch runs with impl="fused": "segments" (sorted, in time
-        # segments: the CPU's choice under "auto"), or "one-call" (one padded call
-        # per layer and direction: the GPU's, where each call costs a launch).
+        # How a ragged batch runs with impl="fused" (see RAGGED_PATHS): "auto" picks
+        # "rows" on CPU for the GRU and RNN, "segments" on CPU for the LSTM, and
+        # "one-call" on GPU, where each kernel call costs a launch.
         self.ragged = "auto"
         # The price of one more segment in row-steps (one sequence, one step), see
         # segment_bounds; None: SEGMENT_COST over the multiply-adds of a row-step.
@@ -194,10 +196,14 @@ class _Recurrent(nn.RNNBase):
                         x, state, self._flat_weights, self.num_layers, self.dropout,
                         self.bidirectional,
                     )
-                if self.ragged == "segments" or (self.ragged == "auto" and x.device.type == "cpu"):
+                path = self._ragged_path(x)
+                if path == "rows":
+                    return self._run_sorted(x, lengths, state, self._rows_direction)
+                if path == "segments":
                     bounds = self._segment_bounds(lengths)
                     if len(bounds) > 2 or self.ragged == "segments":
-                        return self._run_segmented(x, lengths, state, bounds)
+                        run = functools.partial(self._fused_segments, bounds=bounds)
+                        return self._run_sorted(x, lengths, state, run)
                     # One segment is one padded call: the path below does that, with
                     # both directions in one call where it can.
                 joint = self.bidirectional and zero_start and self.mode in FREEZABLE
@@ -223,6 +229,18 @@ class _Recurrent(nn.RNNBase):
         return super().extra_repr() + f", impl={self.impl!r}"
 
     # --- internals ----------------------------------------------------------------------
+    def _ragged_path(self, x: Tensor) -> str:
+        """Which of RAGGED_PATHS runs a ragged batch on ``x``'s device."""
+        if self.ragged not in RAGGED_PATHS:
+            raise ValueError(f"ragged must be one of {RAGGED_PATHS}, got {self.ragged!r}")
+        if self.ragged == "rows" and self.is_lstm:
+            raise ValueError("ragged='rows' is for the GRU and RNN; the LSTM runs 'segments'")
+        if self.ragged != "auto":
+            return self.ragged
+        if x.device.type != "cpu":
+            return "one-call"
+        return "segments" if self.is_lstm else "rows"
+
     def _check(self, x: Tensor, lengths: Tensor | None, state: State | None) -> Tensor | None:
         name = type(self).__name__
         if x.dim() != 3 or x.shape[2] != self.input_size:
@@ -360,21 +378,21 @@ class _Recurrent(nn.RNNBase):
                                                                    + self.hidden_size))
         return segment_bounds(sorted(lengths.tolist(), reverse=True), overhead)
 
-    def _run_segmented(self, x: Tensor, lengths: Tensor, state: State, bounds: list[int]):
-        """Ragged batch on CPU: sort by length, then run each direction in time segments.
+    def _run_sorted(self, x: Tensor, lengths: Tensor, state: State, run_direction):
+        """Ragged batch on CPU: sort by length, then run each direction with ``run_direction``.
 
-        See :func:`segment_bounds`. Sorting (longest first) makes the sequences still
-        running at any step a prefix of the batch; the result is put back in the
-        caller's order.
+        Sorting (longest first) makes the sequences still running at any step a
+        prefix of the batch, which both :meth:`_fused_segments` and
+        :meth:`_rows_direction` rely on; the result is put back in the caller's order.
         """
         order = torch.argsort(lengths, descending=True, stable=True)  # (B,)
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(order.numel(), device=order.device)
         lengths = lengths[order]
-        run = functools.partial(self._fused_segments, bounds=bounds)
         sort = lambda s: s.index_select(1, order)  # noqa: E731  (L*D, B, H)
         state = (sort(state[0]), sort(state[1])) if self.is_lstm else sort(state)
-        out, state = self._run_per_direction(x.index_select(0, order), lengths, state, run)
+        out, state = self._run_per_direction(x.index_select(0, order), lengths, state,
+                                             run_direction)
         unsort = lambda s: s.index_select(1, inverse)  # noqa: E731
         state = (unsort(state[0]), unsort(state[1])) if self.is_lstm else unsort(state)
         return out.index_select(0, inverse), state
@@ -416,6 +434,38 @@ class _Recurrent(nn.RNNBase):
         out = torch.cat(pieces, 1) if pieces else x.new_zeros(B, T, self.hidden_size)
         h_last = _last_valid(out, lengths, h0)  # (B, H)
         return out, ((h_last, c) if self.is_lstm else h_last)
+
+    def _rows_direction(self, x, valid, lengths, s0, weights):
+        """One direction of one layer over the real steps only (GRU and RNN on CPU).
+
+        The real steps of the sorted batch are gathered time-major (a packed batch,
+        see :mod:`textrnn.live_rows`), projected with one matmul, run through the
+        recurrence over the live rows, and scattered back into a zero-padded output.
+
+        Args:
+            x: (B, T, I), sorted by ``lengths``, longest first; valid: (B, T) bool;
+            lengths: (B,) long; s0: ``h0`` (B, H).
+
+        Returns:
+            output (B, T, H), zero past each end, and the final ``h`` (B, H).
+        """
+        B, T = x.shape[0], x.shape[1]
+        live = [n for n in lengths.tolist() if n > 0]  # empty sequences sort last
+        if not live:
+            return x.new_zeros(B, T, self.hidden_size), s0
+        t, b = valid.t().nonzero(as_tuple=True)  # real steps in time-major order
+        rows = b * T + t  # (N,) into x viewed as (B*T, I)
+        x_rows = x.reshape(B * T, -1).index_select(0, rows)  # (N, I)
+        w_ih, w_hh = weights[0], weights[1]
+        b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
+        gi = F.linear(x_rows, w_ih, b_ih)  # (N, G*H)
+        h0 = s0[: len(live)]
+        if self.mode == "GRU":
+            h = gru_rows(gi, h0, w_hh, b_hh, live)  # (N, H)
+        else:
+            h = rnn_rows(gi, h0, w_hh, b_hh, live, self.nonlinearity)
+        out = x.new_zeros(B * T, self.hidden_size).index_copy(0, rows, h).view(B, T, -1)
+        return out, _last_valid(out, lengths, s0)
 
     def _cells_direction(self, x, valid, lengths, s0, weights):
         """One direction of one layer, step by step with the cell's recurrence."""
