@@ -55,13 +55,14 @@ from __future__ import annotations
 
 import functools
 import warnings
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from textrnn.cells import gru_recurrence, lstm_recurrence, rnn_recurrence
-from textrnn.live_rows import gru_rows, rnn_rows
+from textrnn.live_rows import gru_rows, packed_rows, rnn_rows
 
 State = Tensor | tuple[Tensor, Tensor]
 
@@ -198,7 +199,9 @@ class _Recurrent(nn.RNNBase):
                     )
                 path = self._ragged_path(x)
                 if path == "rows":
-                    return self._run_sorted(x, lengths, state, self._rows_direction)
+                    plan = RowsPlan.of(lengths, x.shape[1])
+                    run = functools.partial(self._rows_direction, plan=plan)
+                    return self._run_per_direction(x, lengths, state, run, reverses=True)
                 if path == "segments":
                     bounds = self._segment_bounds(lengths)
                     if len(bounds) > 2 or self.ragged == "segments":
@@ -274,14 +277,16 @@ class _Recurrent(nn.RNNBase):
         return [getattr(self, n + sfx) for n in names]
 
     def _run_per_direction(self, x: Tensor, lengths: Tensor | None, state: State, run_direction,
-                           run_both=None):
+                           run_both=None, reverses=False):
         """Loop over layers and directions; ``run_direction`` runs one of them forwards.
 
         ``run_both``, when given, runs both directions of a layer in one call instead.
+        ``reverses``: ``run_direction`` takes ``reverse=`` and reverses the backward
+        direction itself, so its input and output are not reversed here.
         """
         T = x.shape[1]
         valid = None if lengths is None else torch.arange(T, device=x.device) < lengths[:, None]
-        rev = reverse_index(lengths, T) if lengths is not None else None
+        rev = reverse_index(lengths, T) if lengths is not None and not reverses else None
         h0, c0 = state if self.is_lstm else (state, None)
         h_n, c_n = [], []
         layer_input = x  # (B, T, I) then (B, T, D*H)
@@ -298,12 +303,13 @@ class _Recurrent(nn.RNNBase):
                     c_n.extend(s[1].unbind(0))
             for d in range(self.num_directions if run_both is None else 0):
                 k = layer * self.num_directions + d
-                inp = layer_input
-                if d == 1:
+                inp, flip = layer_input, d == 1 and not reverses
+                if flip:
                     inp = layer_input.flip(1) if rev is None else _time_gather(layer_input, rev)
                 s0 = (h0[k], c0[k]) if self.is_lstm else h0[k]
-                out, s = run_direction(inp, valid, lengths, s0, self._weights(layer, d))
-                if d == 1:
+                kw = {"reverse": d == 1} if reverses else {}
+                out, s = run_direction(inp, valid, lengths, s0, self._weights(layer, d), **kw)
+                if flip:
                     out = out.flip(1) if rev is None else _time_gather(out, rev)
                 outputs.append(out)  # (B, T, H)
                 h_n.append(s[0] if self.is_lstm else s)
@@ -382,8 +388,8 @@ class _Recurrent(nn.RNNBase):
         """Ragged batch on CPU: sort by length, then run each direction with ``run_direction``.
 
         Sorting (longest first) makes the sequences still running at any step a
-        prefix of the batch, which both :meth:`_fused_segments` and
-        :meth:`_rows_direction` rely on; the result is put back in the caller's order.
+        prefix of the batch, which :meth:`_fused_segments` relies on; the result is
+        put back in the caller's order.
         """
         order = torch.argsort(lengths, descending=True, stable=True)  # (B,)
         inverse = torch.empty_like(order)
@@ -435,37 +441,39 @@ class _Recurrent(nn.RNNBase):
         h_last = _last_valid(out, lengths, h0)  # (B, H)
         return out, ((h_last, c) if self.is_lstm else h_last)
 
-    def _rows_direction(self, x, valid, lengths, s0, weights):
+    def _rows_direction(self, x, valid, lengths, s0, weights, reverse, plan):
         """One direction of one layer over the real steps only (GRU and RNN on CPU).
 
-        The real steps of the sorted batch are gathered time-major (a packed batch,
-        see :mod:`textrnn.live_rows`), projected with one matmul, run through the
-        recurrence over the live rows, and scattered back into a zero-padded output.
+        The real steps are gathered time-major, longest sequence first (a packed
+        batch, see :mod:`textrnn.live_rows`), projected with one matmul, run through
+        the recurrence over the live rows, and scattered back into a zero-padded
+        output. The backward direction gathers each sequence's steps last to first
+        and scatters them back the same way, so nothing is reversed separately.
 
         Args:
-            x: (B, T, I), sorted by ``lengths``, longest first; valid: (B, T) bool;
-            lengths: (B,) long; s0: ``h0`` (B, H).
+            x: (B, T, I); s0: ``h0`` (B, H); reverse: the backward direction;
+            plan: :class:`RowsPlan` of ``lengths`` (``valid`` is not needed).
 
         Returns:
             output (B, T, H), zero past each end, and the final ``h`` (B, H).
         """
         B, T = x.shape[0], x.shape[1]
-        live = [n for n in lengths.tolist() if n > 0]  # empty sequences sort last
-        if not live:
+        if not plan.live:
             return x.new_zeros(B, T, self.hidden_size), s0
-        t, b = valid.t().nonzero(as_tuple=True)  # real steps in time-major order
-        rows = b * T + t  # (N,) into x viewed as (B*T, I)
+        rows = plan.backward_rows if reverse else plan.forward_rows  # (N,) into (B*T)
         x_rows = x.reshape(B * T, -1).index_select(0, rows)  # (N, I)
         w_ih, w_hh = weights[0], weights[1]
         b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
         gi = F.linear(x_rows, w_ih, b_ih)  # (N, G*H)
-        h0 = s0[: len(live)]
+        h0 = s0.index_select(0, plan.seqs)  # (B_live, H), longest first
         if self.mode == "GRU":
-            h = gru_rows(gi, h0, w_hh, b_hh, live)  # (N, H)
+            h = gru_rows(gi, h0, w_hh, b_hh, plan.live)  # (N, H)
         else:
-            h = rnn_rows(gi, h0, w_hh, b_hh, live, self.nonlinearity)
+            h = rnn_rows(gi, h0, w_hh, b_hh, plan.live, self.nonlinearity)
         out = x.new_zeros(B * T, self.hidden_size).index_copy(0, rows, h).view(B, T, -1)
-        return out, _last_valid(out, lengths, s0)
+        # Either direction ends at the last packed row of each sequence.
+        h_last = s0.index_copy(0, plan.seqs, h.index_select(0, plan.last_rows))  # (B, H)
+        return out, h_last
 
     def _cells_direction(self, x, valid, lengths, s0, weights):
         """One direction of one layer, step by step with the cell's recurrence."""
@@ -532,6 +540,48 @@ def segment_bounds(lengths: list[int], overhead: float) -> list[int]:
         cuts.append(points[j])
         j = prev[j]
     return [0, *reversed(cuts)]
+
+
+class RowsPlan(NamedTuple):
+    """Where the real steps of a ragged batch go in a packed, time-major batch.
+
+    Attributes:
+        live: lengths of the non-empty sequences, longest first (list of int).
+        seqs: (B_live,) long, which sequence of the batch each of them is.
+        forward_rows: (N,) long, for each packed row (step ``t`` of sequence
+            ``seqs[j]``, time-major) its index ``seq * T + t`` into x viewed as (B*T, I).
+        backward_rows: the same with each sequence's steps last to first.
+        last_rows: (B_live,) long, each sequence's last packed row.
+    """
+
+    live: list[int]
+    seqs: Tensor
+    forward_rows: Tensor
+    backward_rows: Tensor
+    last_rows: Tensor
+
+    @classmethod
+    def of(cls, lengths: Tensor, seq_len: int | None = None) -> RowsPlan:
+        """The plan for (B,) ``lengths`` of sequences padded to ``seq_len`` (default: max).
+
+        >>> RowsPlan.of(torch.tensor([1, 0, 3]), 3).forward_rows.tolist()
+        [6, 0, 7, 8]
+        >>> RowsPlan.of(torch.tensor([1, 0, 3]), 3).backward_rows.tolist()
+        [8, 0, 7, 6]
+        """
+        T = int(lengths.max()) if seq_len is None else seq_len
+        order = torch.argsort(lengths, descending=True, stable=True)  # (B,)
+        live = [n for n in lengths[order].tolist() if n > 0]
+        seqs = order[: len(live)]
+        steps = torch.arange(T, device=lengths.device)
+        lens = lengths[seqs]  # (B_live,)
+        t, j = (steps[:, None] < lens[None, :]).nonzero(as_tuple=True)  # time-major
+        seq = seqs[j]
+        batch_sizes, offsets = packed_rows(live) if live else ([], [])
+        last = torch.tensor([offsets[n - 1] for n in live], dtype=torch.long,
+                            device=lengths.device)
+        return cls(live, seqs, seq * T + t, seq * T + lens[j] - 1 - t,
+                   last + torch.arange(len(live), device=lengths.device))
 
 
 def _last_valid(out: Tensor, lengths: Tensor, h0: Tensor) -> Tensor:

@@ -61,11 +61,18 @@ def packed_rows(lengths: list[int]) -> tuple[list[int], list[int]]:
 
 
 def _previous_rows(h: Tensor, h0: Tensor, batch_sizes: list[int], offsets: list[int]) -> Tensor:
-    """``h_{t-1}`` for every packed row: (N, H), from outputs ``h`` (N, H) and ``h0`` (B, H)."""
-    parts = [h0[: batch_sizes[0]]]
-    for t in range(1, len(batch_sizes)):
-        parts.append(h[offsets[t - 1] : offsets[t - 1] + batch_sizes[t]])
-    return torch.cat(parts)
+    """``h_{t-1}`` for every packed row: (N, H), from outputs ``h`` (N, H) and ``h0`` (B, H).
+
+    Row ``j`` of step ``t >= 1`` follows row ``j`` of step ``t - 1``; one gather
+    (rather than a cat of T slices) collects them.
+    """
+    B = batch_sizes[0]
+    sizes = torch.tensor(batch_sizes)
+    step = torch.repeat_interleave(torch.arange(len(batch_sizes)), sizes)  # (N,)
+    starts = torch.tensor(offsets)
+    rank = torch.arange(h.shape[0]) - starts[step]  # (N,): j
+    prev = (starts[(step - 1).clamp(min=0)] + rank + B)[B:]  # rows of step t-1, after h0
+    return torch.cat([h0[:B], h]).index_select(0, torch.cat([torch.arange(B), prev]).to(h.device))
 
 
 class _GRURows(torch.autograd.Function):
@@ -94,25 +101,28 @@ class _GRURows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gi, h0, weight_hh, bias_hh, batch_sizes, offsets):
         N, H = gi.shape[0], h0.shape[1]
-        # pre = [gi_r + b_hr, gi_z + b_hz, b_hn] for all rows at once, so that one addmm
-        # per step gives both the gates' pre-activations and gh_n = W_hn h_prev + b_hn.
-        pre = torch.cat([gi[:, : 2 * H], gi.new_zeros(N, H)], 1)  # (N, 3H)
-        if bias_hh is not None:
-            pre += bias_hh
-        g = torch.empty_like(pre)  # (N, 3H): [r, z pre-activations | gh_n]
+        # g starts as [gi_r + b_hr, gi_z + b_hz, b_hn] for all rows at once; one in-place
+        # addmm per step then makes it the gates' pre-activations and gh_n = W_hn h + b_hn.
+        g = gi.new_empty(N, 3 * H)  # (N, 3H)
+        if bias_hh is None:
+            g[:, : 2 * H] = gi[:, : 2 * H]
+            g[:, 2 * H :] = 0
+        else:
+            torch.add(gi[:, : 2 * H], bias_hh[: 2 * H], out=g[:, : 2 * H])
+            g[:, 2 * H :] = bias_hh[2 * H :]
         rz = gi.new_empty(N, 2 * H)  # r | z
         n = gi.new_empty(N, H)
         h = gi.new_empty(N, H)  # outputs, packed
-        w_t = weight_hh.t()  # (H, 3H)
+        w_t = weight_hh.t().contiguous()  # (H, 3H); a plain layout multiplies faster
         # Per-step views made by one split each, not by slicing in the loop: at small
         # sizes the loop's cost is mostly the number of tensor ops it makes.
-        steps = zip(batch_sizes, pre.split(batch_sizes), gi[:, 2 * H :].split(batch_sizes),
-                    g.split(batch_sizes), rz.split(batch_sizes), n.split(batch_sizes),
-                    h.split(batch_sizes), strict=True)
+        steps = zip(batch_sizes, gi[:, 2 * H :].split(batch_sizes), g.split(batch_sizes),
+                    rz.split(batch_sizes), n.split(batch_sizes), h.split(batch_sizes),
+                    strict=True)
         h_prev = h0  # (B, H)
-        for bs, pre_t, gi_n, g_t, rz_t, n_t, h_t in steps:
+        for bs, gi_n, g_t, rz_t, n_t, h_t in steps:
             h_prev = h_prev[:bs]  # (bs, H): the live rows
-            torch.addmm(pre_t, h_prev, w_t, out=g_t)  # (bs, 3H)
+            g_t.addmm_(h_prev, w_t)  # (bs, 3H)
             torch.sigmoid(g_t[:, : 2 * H], out=rz_t)  # r | z
             torch.addcmul(gi_n, rz_t[:, :H], g_t[:, 2 * H :], out=n_t).tanh_()  # n
             torch.lerp(n_t, h_prev, rz_t[:, H:], out=h_t)  # n + z (h_prev - n)
@@ -130,24 +140,29 @@ class _GRURows(torch.autograd.Function):
         r, z = rz[:, :H], rz[:, H:]
         h_prev_all = _previous_rows(h, h0, batch_sizes, offsets)  # (N, H)
         a = (1 - z) * (1 - n * n)  # (N, H)
-        # Per row, the factors that turn dh into [dgh_r, dgh_z, dgh_n, dh z]: one
-        # product per step then gives the gates' gradients and the direct part of dh_prev.
-        C = torch.stack([a * gh_n * r * (1 - r), (h_prev_all - n) * z * (1 - z), a * r, z], 1)
-        prod = torch.empty_like(C)  # (N, 4, H)
+        # Per row, the factors that turn dh into [dgh_r, dgh_z, dgh_n]: one product per
+        # step then gives all three gates' gradients.
+        C = h.new_empty(N, 3, H)
+        torch.mul(a, r, out=C[:, 2])  # a r
+        torch.mul(C[:, 2], gh_n, out=C[:, 0]).mul_(1 - r)  # a gh_n r (1 - r)
+        torch.sub(h_prev_all, n, out=C[:, 1]).mul_(z * (1 - z))  # (h_prev - n) z (1 - z)
+        dgh = torch.empty_like(C)  # (N, 3, H): gradient of gh
         dh_total = torch.empty_like(h)  # (N, H): all the gradient reaching each h
         dh_carry = h.new_zeros(h0.shape)  # (B, H): gradient into h_t from step t+1
         steps = zip(batch_sizes, dh_out.split(batch_sizes), dh_total.split(batch_sizes),
-                    C.split(batch_sizes), prod.split(batch_sizes), strict=True)
-        for bs, dh_out_t, dh_t, C_t, prod_t in reversed(list(steps)):
+                    C.split(batch_sizes), dgh.split(batch_sizes), z.split(batch_sizes),
+                    strict=True)
+        for bs, dh_out_t, dh_t, C_t, dgh_t, z_t in reversed(list(steps)):
             carry = dh_carry[:bs]  # (bs, H)
             torch.add(dh_out_t, carry, out=dh_t)  # dh
-            torch.mul(C_t, dh_t.unsqueeze(1), out=prod_t)  # (bs, 4, H)
-            dgh_t = prod_t.view(bs, 4 * H)[:, : 3 * H]  # (bs, 3H), row stride 4H
-            torch.addmm(prod_t[:, 3], dgh_t, weight_hh, out=carry)  # dh z + dgh W_hh
-        dgh = prod.view(N, 4 * H)[:, : 3 * H]  # (N, 3H): gradient of gh
-        dgi = torch.cat([dgh[:, : 2 * H], dh_total * a], 1)  # the candidate's input skips r
+            torch.mul(C_t, dh_t.unsqueeze(1), out=dgh_t)  # (bs, 3, H)
+            torch.mul(dh_t, z_t, out=carry)
+            carry.addmm_(dgh_t.view(bs, 3 * H), weight_hh)  # dh_prev = dh z + dgh W_hh
+        dgh = dgh.view(N, 3 * H)
         dW = dgh.t().mm(h_prev_all)  # (3H, H)
         db = dgh.sum(0) if ctx.has_bias else None
+        dgi = dgh  # the same for r and z; the candidate's input part skips r:
+        torch.mul(dh_total, a, out=dgi[:, 2 * H :])
         return dgi, dh_carry, dW, db, None, None
 
 
@@ -160,18 +175,15 @@ class _RNNRows(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, gi, h0, weight_hh, bias_hh, batch_sizes, offsets, nonlinearity):
-        h = torch.empty_like(gi)  # (N, H)
-        w_t = weight_hh.t()
-        h_prev = h0[: batch_sizes[0]]
-        for bs, row in zip(batch_sizes, offsets, strict=True):
-            rows = slice(row, row + bs)
-            h_prev = h_prev[:bs]
-            out = h[rows]
-            torch.addmm(gi[rows], h_prev, w_t, out=out)
-            if bias_hh is not None:
-                out.add_(bias_hh)
-            out.tanh_() if nonlinearity == "tanh" else out.relu_()
-            h_prev = out
+        # h starts as gi + b_hh (added once, not per step); each step adds W_hh h_prev in place.
+        h = gi.clone() if bias_hh is None else gi + bias_hh  # (N, H)
+        w_t = weight_hh.t().contiguous()  # (H, H); a plain layout multiplies faster
+        activate = torch.Tensor.tanh_ if nonlinearity == "tanh" else torch.Tensor.relu_
+        h_prev = h0  # (B, H)
+        for bs, h_t in zip(batch_sizes, h.split(batch_sizes), strict=True):
+            h_prev = h_prev[:bs]  # (bs, H): the live rows
+            activate(h_t.addmm_(h_prev, w_t))
+            h_prev = h_t
         ctx.save_for_backward(h, h0, weight_hh)
         ctx.batch_sizes, ctx.offsets, ctx.has_bias = batch_sizes, offsets, bias_hh is not None
         ctx.nonlinearity = nonlinearity
@@ -183,12 +195,14 @@ class _RNNRows(torch.autograd.Function):
         h, h0, weight_hh = ctx.saved_tensors
         batch_sizes, offsets = ctx.batch_sizes, ctx.offsets
         slope = 1 - h * h if ctx.nonlinearity == "tanh" else (h > 0).to(h.dtype)  # f'(a)
-        da = torch.empty_like(h)  # (N, H)
-        dh_carry = h.new_zeros(h0.shape)  # (B, H)
-        for bs, row in zip(reversed(batch_sizes), reversed(offsets), strict=True):
-            rows = slice(row, row + bs)
-            torch.add(dh_out[rows], dh_carry[:bs], out=da[rows]).mul_(slope[rows])
-            torch.mm(da[rows], weight_hh, out=dh_carry[:bs])
+        da = torch.empty_like(h)  # (N, H): gradient of the pre-activation
+        dh_carry = h.new_zeros(h0.shape)  # (B, H): gradient into h_t from step t+1
+        steps = zip(batch_sizes, dh_out.split(batch_sizes), da.split(batch_sizes),
+                    slope.split(batch_sizes), strict=True)
+        for bs, dh_out_t, da_t, slope_t in reversed(list(steps)):
+            carry = dh_carry[:bs]  # (bs, H)
+            torch.add(dh_out_t, carry, out=da_t).mul_(slope_t)  # da = dh f'(a)
+            torch.mm(da_t, weight_hh, out=carry)  # dh_prev = da W_hh
         dW = da.t().mm(_previous_rows(h, h0, batch_sizes, offsets))  # (H, H)
         db = da.sum(0) if ctx.has_bias else None
         return da, dh_carry, dW, db, None, None, None
