@@ -16,13 +16,12 @@ LENGTHS = [6, 6, 4, 2, 1]
 H = 3
 
 
-def _inputs(gates, bias=True, seed=0, D=2):
-    """gi, h0, weight_hh, bias_hh for D directions (each its own weights)."""
+def _inputs(gates, bias=True, seed=0):
     g = torch.Generator().manual_seed(seed)
     N, B = sum(LENGTHS), len(LENGTHS)
     make = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_()  # noqa: E731
-    return (make(D, N, gates * H), make(D, B, H), make(D, gates * H, H),
-            make(D, gates * H) if bias else None)
+    return (make(N, gates * H), make(B, H), make(gates * H, H),
+            make(gates * H) if bias else None)
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -43,13 +42,11 @@ def test_rnn_rows_gradcheck(nonlinearity, bias):
     assert torch.autograd.gradcheck(fn, inputs)
 
 
-@pytest.mark.parametrize("d", [0, 1])
-def test_rows_follow_the_recurrence_step_by_step(d):
-    """Row r of step t is the GRU cell applied to row r of step t-1 (or h0), per direction."""
+def test_rows_follow_the_recurrence_step_by_step():
+    """Row r of step t is the GRU cell applied to row r of step t-1 (or h0)."""
     gi, h0, w, b = _inputs(3)
     with torch.no_grad():
-        h = gru_rows(gi, h0, w, b, LENGTHS)[d]
-        gi, h0, w, b = gi[d], h0[d], w[d], b[d]
+        h = gru_rows(gi, h0, w, b, LENGTHS)
         batch_sizes, offsets = packed_rows(LENGTHS)
         h_prev = h0
         for bs, row in zip(batch_sizes, offsets, strict=True):

@@ -199,9 +199,9 @@ class _Recurrent(nn.RNNBase):
                     )
                 path = self._ragged_path(x)
                 if path == "rows":
-                    run = functools.partial(self._rows, plan=RowsPlan.of(lengths, x.shape[1]))
-                    return self._run_per_direction(x, lengths, state, run,
-                                                   run if self.bidirectional else None)
+                    plan = RowsPlan.of(lengths, x.shape[1])
+                    run = functools.partial(self._rows_direction, plan=plan)
+                    return self._run_per_direction(x, lengths, state, run, reverses=True)
                 if path == "segments":
                     bounds = self._segment_bounds(lengths)
                     if len(bounds) > 2 or self.ragged == "segments":
@@ -277,14 +277,16 @@ class _Recurrent(nn.RNNBase):
         return [getattr(self, n + sfx) for n in names]
 
     def _run_per_direction(self, x: Tensor, lengths: Tensor | None, state: State, run_direction,
-                           run_both=None):
+                           run_both=None, reverses=False):
         """Loop over layers and directions; ``run_direction`` runs one of them forwards.
 
         ``run_both``, when given, runs both directions of a layer in one call instead.
+        ``reverses``: ``run_direction`` takes ``reverse=`` and reverses the backward
+        direction itself, so its input and output are not reversed here.
         """
         T = x.shape[1]
         valid = None if lengths is None else torch.arange(T, device=x.device) < lengths[:, None]
-        rev = reverse_index(lengths, T) if lengths is not None and run_both is None else None
+        rev = reverse_index(lengths, T) if lengths is not None and not reverses else None
         h0, c0 = state if self.is_lstm else (state, None)
         h_n, c_n = [], []
         layer_input = x  # (B, T, I) then (B, T, D*H)
@@ -301,12 +303,13 @@ class _Recurrent(nn.RNNBase):
                     c_n.extend(s[1].unbind(0))
             for d in range(self.num_directions if run_both is None else 0):
                 k = layer * self.num_directions + d
-                inp = layer_input
-                if d == 1:
+                inp, flip = layer_input, d == 1 and not reverses
+                if flip:
                     inp = layer_input.flip(1) if rev is None else _time_gather(layer_input, rev)
                 s0 = (h0[k], c0[k]) if self.is_lstm else h0[k]
-                out, s = run_direction(inp, valid, lengths, s0, self._weights(layer, d))
-                if d == 1:
+                kw = {"reverse": d == 1} if reverses else {}
+                out, s = run_direction(inp, valid, lengths, s0, self._weights(layer, d), **kw)
+                if flip:
                     out = out.flip(1) if rev is None else _time_gather(out, rev)
                 outputs.append(out)  # (B, T, H)
                 h_n.append(s[0] if self.is_lstm else s)
@@ -438,50 +441,39 @@ class _Recurrent(nn.RNNBase):
         h_last = _last_valid(out, lengths, h0)  # (B, H)
         return out, ((h_last, c) if self.is_lstm else h_last)
 
-    def _rows(self, x, valid, lengths, s0, weights, plan):
-        """One layer over the real steps only (GRU and RNN on CPU), both directions at once.
+    def _rows_direction(self, x, valid, lengths, s0, weights, reverse, plan):
+        """One direction of one layer over the real steps only (GRU and RNN on CPU).
 
         The real steps are gathered time-major, longest sequence first (a packed
         batch, see :mod:`textrnn.live_rows`), projected with one matmul, run through
         the recurrence over the live rows, and scattered back into a zero-padded
         output. The backward direction gathers each sequence's steps last to first
-        and scatters them back the same way, so nothing is reversed separately;
-        with the same lengths, both directions share one time loop.
+        and scatters them back the same way, so nothing is reversed separately.
 
         Args:
-            x: (B, T, I); s0: ``h0`` (B, H) for one direction, (2, B, H) for both;
-            weights: those of each direction, one after the other;
+            x: (B, T, I); s0: ``h0`` (B, H); reverse: the backward direction;
             plan: :class:`RowsPlan` of ``lengths`` (``valid`` is not needed).
 
         Returns:
-            output (B, T, D*H), zero past each end, and the final ``h``, shaped as ``s0``.
+            output (B, T, H), zero past each end, and the final ``h`` (B, H).
         """
         B, T = x.shape[0], x.shape[1]
-        one = s0.dim() == 2  # a single direction
-        h0 = s0.unsqueeze(0) if one else s0  # (D, B, H)
-        D, H = h0.shape[0], self.hidden_size
         if not plan.live:
-            return x.new_zeros(B, T, D * H), s0
-        rows = plan.forward_rows[None] if one else torch.stack([plan.forward_rows,
-                                                               plan.backward_rows])  # (D, N)
-        x_rows = x.reshape(B * T, -1)[rows]  # (D, N, I)
-        per = len(weights) // D
-        w_ih, w_hh = torch.stack(weights[0::per]), torch.stack(weights[1::per])  # (D, G*H, *)
-        b_ih, b_hh = ((torch.stack(weights[2::per]), torch.stack(weights[3::per]))
-                      if self.bias else (None, None))
-        gi = (torch.bmm(x_rows, w_ih.transpose(1, 2)) if b_ih is None
-              else torch.baddbmm(b_ih[:, None], x_rows, w_ih.transpose(1, 2)))  # (D, N, G*H)
-        h0_live = h0.index_select(1, plan.seqs)  # (D, B_live, H), longest first
+            return x.new_zeros(B, T, self.hidden_size), s0
+        rows = plan.backward_rows if reverse else plan.forward_rows  # (N,) into (B*T)
+        x_rows = x.reshape(B * T, -1).index_select(0, rows)  # (N, I)
+        w_ih, w_hh = weights[0], weights[1]
+        b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
+        gi = F.linear(x_rows, w_ih, b_ih)  # (N, G*H)
+        h0 = s0.index_select(0, plan.seqs)  # (B_live, H), longest first
         if self.mode == "GRU":
-            h = gru_rows(gi, h0_live, w_hh, b_hh, plan.live)  # (D, N, H)
+            h = gru_rows(gi, h0, w_hh, b_hh, plan.live)  # (N, H)
         else:
-            h = rnn_rows(gi, h0_live, w_hh, b_hh, plan.live, self.nonlinearity)
-        # Output row (b, t) of direction d is row (b*T + t)*D + d of a (B*T*D, H) tensor.
-        out_rows = (rows * D + torch.arange(D, device=rows.device)[:, None]).flatten()
-        out = x.new_zeros(B * T * D, H).index_copy(0, out_rows, h.flatten(0, 1))
+            h = rnn_rows(gi, h0, w_hh, b_hh, plan.live, self.nonlinearity)
+        out = x.new_zeros(B * T, self.hidden_size).index_copy(0, rows, h).view(B, T, -1)
         # Either direction ends at the last packed row of each sequence.
-        h_last = h0.index_copy(1, plan.seqs, h.index_select(1, plan.last_rows))  # (D, B, H)
-        return out.view(B, T, D * H), (h_last[0] if one else h_last)
+        h_last = s0.index_copy(0, plan.seqs, h.index_select(0, plan.last_rows))  # (B, H)
+        return out, h_last
 
     def _cells_direction(self, x, valid, lengths, s0, weights):
         """One direction of one layer, step by step with the cell's recurrence."""
