@@ -19,8 +19,18 @@ Two implementations give the same numbers for the same weights:
 ``impl="fused"`` (default) runs PyTorch's fused kernels (cuDNN on GPU, oneDNN
 or ATen on CPU). With equal lengths it is one call, exactly ``torch.nn.LSTM``.
 With ragged lengths it avoids ``pack_padded_sequence`` (whose step-by-step
-kernel runs 2.6-4.5x slower on CPU) and stays exact with one padded call per
-layer and direction:
+kernel runs 2.6-4.5x slower on CPU) and stays exact. ``layer.ragged`` picks how
+(``RAGGED_PATHS``; "auto" chooses by device and cell):
+
+- "rows" (CPU, GRU and RNN): only the real steps run, as a packed batch, in the
+  time loop of :mod:`textrnn.live_rows` with its backward derived by hand. On
+  CPU torch's GRU/RNN "fused" kernel is itself an ATen step loop, so this beats
+  it; ``RowsPlan`` maps the padded batch to packed rows and back, the backward
+  direction reading each sequence last step first.
+- "segments" (CPU, LSTM, whose oneDNN kernel is hard to beat step by step): the
+  batch sorted longest first runs in time segments, each over the sequences
+  still going (:func:`segment_bounds` chooses the cuts).
+- "one-call" (GPU): one padded call per layer and direction, as drawn here:
 
     forward direction      x:  a b c _ _        padding only ever follows real steps,
                                                  so real outputs are exact
