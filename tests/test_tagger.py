@@ -215,3 +215,71 @@ def test_namespace_flags_map_onto_the_config(conll_dir):
     assert (c.crf, c.char_encoder, c.lowercase, c.case_embedding_size) == (True, "cnn", False, 5)
     assert "Vincent" in vocabs["words"] and "vincent" not in vocabs["words"]
     assert len(val) == 1 and sum(len(b["lengths"]) for b in val) == 10  # valid.txt was found
+
+
+def documents(sizes: list[int]) -> list[TaggedSentence]:
+    """Sentences of the tiny corpus, the first ``sizes[0]`` in document 0, and so on."""
+    sentences = parse_conll(corpus(sum(sizes), 5).splitlines())
+    doc = [d for d, n in enumerate(sizes) for _ in range(n)]
+    for s, d in zip(sentences, doc, strict=True):
+        s.doc = d
+    return sentences
+
+
+def test_document_context_rows_hold_a_documents_sentences_in_order(conll_dir):
+    from textrnn.tasks.tagger import context_units
+
+    model, vocabs, _ = tiny(conll_dir, context="document", max_context_tokens=25)
+    sentences = documents([3, 1, 2])  # 10 or 11 tokens each: at most 2 per 25-token row
+    units = context_units(sentences, model.config)
+    assert units == [[0, 1], [2], [3], [4, 5]]
+    assert context_units(sentences, tiny(conll_dir)[0].config) == [[i] for i in range(6)]
+    data = TaggerBatches(sentences, vocabs, model.config, batch_size=8)
+    batch = next(iter(data))
+    for row, u in enumerate(batch["index"].tolist()):
+        n = int(batch["lengths"][row])
+        sizes = [len(sentences[i].tokens) for i in units[u]]
+        assert batch["splits"][row][:len(sizes)].tolist() == sizes and sum(sizes) == n
+        tokens = [w for i in units[u] for w in sentences[i].tokens]
+        assert batch["words"][row, :n].tolist() == vocabs["words"].encode(
+            w.lower() for w in tokens)
+
+
+def test_document_context_reads_neighbours_and_scores_sentence_by_sentence(conll_dir):
+    model, vocabs, _ = tiny(conll_dir, context="document", crf=True)
+    sentences = documents([4, 3])
+    bundle = checkpoint.Bundle(task="tagger", config=model.config, vocabs=vocabs, model=model)
+    tokens = [s.tokens for s in sentences]
+    tagged = tag_sentences(bundle, tokens, docs=[s.doc for s in sentences])
+    assert [len(t) for t in tagged] == [len(t) for t in tokens]
+    # A sentence's scores depend on its document's other sentences (that is the point)...
+    data = TaggerBatches(sentences, vocabs, model.config, batch_size=8)
+    alone = TaggerBatches(sentences[:1], vocabs, model.config, batch_size=1)
+    with torch.no_grad():
+        model.eval()
+        row = data.units.index([0, 1, 2, 3])
+        batch = next(iter(data))
+        in_doc = model(batch)[batch["index"].tolist().index(row), :len(tokens[0])]
+        by_itself = model(next(iter(alone)))[0]
+    assert not torch.allclose(in_doc, by_itself)
+    # ...and evaluation scores the sentences one by one: the same report as tagging each.
+    metrics = model.evaluate(TaggerBatches(sentences, vocabs, model.config, batch_size=8))
+    report = entity_report([s.tags for s in sentences], tagged)
+    assert metrics["val_f1"] == pytest.approx(report["f1"])
+
+
+def test_train_and_eval_with_document_context(conll_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "tagger", "--data", str(conll_dir / "train.txt"), "--out", str(run),
+                 "--context", "document", "--max-context-tokens", "60", "--batch-size", "2",
+                 "--max-steps", "4", "--hidden-size", "8", "--threads", "1"]) == 0
+    bundle = checkpoint.load(run / "best.pt")
+    assert (bundle.config.context, bundle.config.max_context_tokens) == ("document", 60)
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data",
+                 str(conll_dir / "test.txt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sentences"] == 10
+    assert main(["train", "tagger", "--data", str(conll_dir / "train.txt"), "--out",
+                 str(tmp_path / "bad"), "--context", "document", "--max-context-tokens",
+                 "0"]) != 0
+    assert "max_context_tokens must be >= 1" in capsys.readouterr().err

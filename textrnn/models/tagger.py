@@ -39,6 +39,7 @@ from textrnn.layers import LSTM
 from textrnn.models.crf import CRF, bio_allowed
 
 CHAR_ENCODERS = ("lstm", "cnn", "none")
+CONTEXTS = ("sentence", "document")
 
 
 @dataclass
@@ -60,13 +61,36 @@ class TaggerConfig:
     lowercase: bool = True  # word vocabulary sees lower-cased words (chars keep the case)
     zero_digits: bool = True  # word vocabulary sees every digit as 0
     max_word_chars: int = 30  # characters read per word (the first ones); bounds the char loop
+    # What the sentence BiLSTM reads as one sequence: each sentence alone, or a whole
+    # document (its sentences in a row, cut at sentence ends every max_context_tokens), so
+    # that "Tyson" late in a story is read in the light of "Mike Tyson" earlier on.
+    context: str = "sentence"
+    max_context_tokens: int = 1500  # longest document piece read as one sequence
 
     def __post_init__(self) -> None:
         if self.char_encoder not in CHAR_ENCODERS:
             raise ValueError(f"char_encoder must be one of {CHAR_ENCODERS}, "
                              f"got {self.char_encoder!r}")
+        if self.context not in CONTEXTS:
+            raise ValueError(f"context must be one of {CONTEXTS}, got {self.context!r}")
+        if self.max_context_tokens < 1:
+            raise ValueError(f"max_context_tokens must be >= 1, got {self.max_context_tokens}")
         if not self.tags:
             raise ValueError("tags must name at least one tag")
+
+
+def split_sizes(row: list, sizes: list[int]) -> list[list]:
+    """Cut ``row`` into consecutive pieces of the given sizes (zeros are skipped).
+
+    >>> split_sizes(["a", "b", "c", "d"], [1, 3, 0])
+    [['a'], ['b', 'c', 'd']]
+    """
+    pieces, start = [], 0
+    for n in sizes:
+        if n:
+            pieces.append(row[start:start + n])
+            start += n
+    return pieces
 
 
 def entity_report(gold: list[list[str]], predicted: list[list[str]]) -> dict:
@@ -104,7 +128,10 @@ class Tagger(nn.Module):
     Batches (see :class:`textrnn.tasks.tagger.TaggerBatches`) hold ``words`` (B, T)
     long, ``chars`` (B, T, W) long, ``case`` (B, T) long, ``lengths`` (B,) long and,
     for training and evaluation, ``tags`` (B, T) long; id 0 is padding in the
-    first three, and padded tags are ignored through ``lengths``.
+    first three, and padded tags are ignored through ``lengths``. A row is one
+    sentence, or with ``context="document"`` several in a row; ``splits`` (B, S)
+    long then gives each row's sentence lengths (0-padded), which evaluation uses
+    to score sentence by sentence.
     """
 
     config_class = TaggerConfig
@@ -226,11 +253,14 @@ class Tagger(nn.Module):
             emissions = self(batch)  # (B, T, K)
             loss_sum += float(self._loss_sum(emissions, batch))
             sentences += batch["lengths"].shape[0]
-            tags = batch["tags"].tolist()
-            for row, path, n in zip(tags, self._decode(emissions, batch["lengths"]),
-                                    batch["lengths"].tolist(), strict=True):
-                gold.append([names[i] for i in row[:n]])
-                predicted.append([names[i] for i in path])
+            tags, lengths = batch["tags"].tolist(), batch["lengths"].tolist()
+            # A row may hold several sentences (document context); score them one by one,
+            # as CoNLL does, so that no entity runs across a sentence end.
+            splits = batch["splits"].tolist() if "splits" in batch else [[n] for n in lengths]
+            for row, path, n, sizes in zip(tags, self._decode(emissions, batch["lengths"]),
+                                           lengths, splits, strict=True):
+                gold += split_sizes([names[i] for i in row[:n]], sizes)
+                predicted += split_sizes([names[i] for i in path], sizes)
         self.train(was_training)
         report = entity_report(gold, predicted)
         tokens = sum(map(len, gold))

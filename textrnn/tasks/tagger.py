@@ -38,7 +38,14 @@ from textrnn.data.conll import (
     word_key,
 )
 from textrnn.errors import DataError, TextrnnError
-from textrnn.models.tagger import CHAR_ENCODERS, Tagger, TaggerConfig, entity_report
+from textrnn.models.tagger import (
+    CHAR_ENCODERS,
+    CONTEXTS,
+    Tagger,
+    TaggerConfig,
+    entity_report,
+    split_sizes,
+)
 from textrnn.tokenize import word_tokenize
 from textrnn.train import resolve_device, to_device
 from textrnn.vocab import Vocab
@@ -73,40 +80,77 @@ def build_vocabs(train: Sequence[TaggedSentence], config: dict) -> dict[str, Voc
     return {"words": words, "chars": chars, "tags": Vocab(tags, specials=())}
 
 
+def context_units(sentences: Sequence[TaggedSentence], config: TaggerConfig) -> list[list[int]]:
+    """Which sentences the BiLSTM reads as one sequence (a row of a batch).
+
+    With ``config.context == "sentence"`` each sentence alone. With ``"document"``
+    the consecutive sentences of one document (the same ``doc``), cut at a sentence
+    end before a piece passes ``config.max_context_tokens`` tokens.
+
+    Returns:
+        Lists of sentence indices, in file order; every sentence in exactly one.
+    """
+    if config.context == "sentence":
+        return [[i] for i in range(len(sentences))]
+    units: list[list[int]] = []
+    tokens = 0
+    for i, s in enumerate(sentences):
+        n = len(s.tokens)
+        if (units and sentences[units[-1][-1]].doc == s.doc
+                and tokens + n <= config.max_context_tokens):
+            units[-1].append(i)
+            tokens += n
+        else:
+            units.append([i])
+            tokens = n
+    return units
+
+
 class TaggerBatches:
     """Length-bucketed batches of tagged sentences, as dicts of tensors.
 
     Each batch: ``words`` (B, T), ``chars`` (B, T, W), ``case`` (B, T),
-    ``lengths`` (B,), ``tags`` (B, T) and ``index`` (B,) (each sentence's position
-    in ``sentences``), all long, padded with 0. Sentences of similar length share
-    a batch (:func:`~textrnn.data.collate.bucket_batches`), so little is padded.
+    ``lengths`` (B,), ``tags`` (B, T), ``splits`` (B, S) (the lengths of the
+    sentences in each row, 0-padded) and ``index`` (B,) (each row's place in
+    ``units``), all long, padded with 0. A row is one sentence, or with
+    ``config.context == "document"`` a document's sentences in a row
+    (:func:`context_units`); ``batch_size`` counts rows. Rows of similar length
+    share a batch (:func:`~textrnn.data.collate.bucket_batches`), so little is padded.
 
     Args:
         sentences: the sentences (tags may be absent: empty lists, for tagging).
         vocabs: from :func:`build_vocabs`.
-        config: the model's :class:`TaggerConfig` (word keys, characters per word).
-        batch_size: sentences per batch.
+        config: the model's :class:`TaggerConfig` (word keys, characters per word,
+            context).
+        batch_size: rows per batch.
         shuffle: reshuffle every epoch (training), seeded by ``seed`` and the epoch.
         unk_replace: in training, each occurrence of a word seen once in training
             becomes ``<unk>`` with this probability, so that ``<unk>`` is learned.
         seed: the shuffling and replacement seed.
+
+    Attributes:
+        units: for each row index, the indices of its sentences in ``sentences``.
     """
 
     def __init__(self, sentences: Sequence[TaggedSentence], vocabs: dict[str, Vocab],
                  config: TaggerConfig, batch_size: int, shuffle: bool = False,
                  unk_replace: float = 0.0, seed: int = 0, path: str | None = None) -> None:
         words, chars, tags = vocabs["words"], vocabs["chars"], vocabs["tags"]
-        self.words, self.chars, self.cases, self.tags = [], [], [], []
         for s in sentences:
-            self.words.append(words.encode(word_key(w, config.lowercase, config.zero_digits)
-                                           for w in s.tokens))
-            self.chars.append([chars.encode(w[:config.max_word_chars]) for w in s.tokens])
-            self.cases.append([casing(w) for w in s.tokens])
             unknown = [t for t in s.tags if t not in tags]
             if unknown:
                 raise DataError(f"tag {unknown[0]!r} does not occur in the training data",
                                 path=path, line=s.line)
-            self.tags.append(tags.encode(s.tags))
+        self.units = context_units(sentences, config)
+        self.words, self.chars, self.cases, self.tags, self.splits = [], [], [], [], []
+        for unit in self.units:
+            tokens = [w for i in unit for w in sentences[i].tokens]
+            self.words.append(words.encode(word_key(w, config.lowercase, config.zero_digits)
+                                           for w in tokens))
+            self.chars.append([chars.encode(w[:config.max_word_chars]) for w in tokens])
+            self.cases.append([casing(w) for w in tokens])
+            self.tags.append(tags.encode(t for i in unit for t in sentences[i].tags))
+            self.splits.append([len(sentences[i].tokens) for i in unit])
         self.batch_size, self.shuffle, self.unk_replace = batch_size, shuffle, unk_replace
         self.seed, self.epoch = seed, 0
         counts = Counter(i for row in self.words for i in row) if unk_replace else Counter()
@@ -137,22 +181,36 @@ class TaggerBatches:
                 "case": pad_sequences([self.cases[i] for i in idx])[0],  # (B, T)
                 "lengths": lengths,
                 "tags": pad_sequences([self.tags[i] for i in idx])[0],  # (B, T)
-                "index": torch.tensor(idx),  # (B,) each sentence's place in `sentences`
+                "splits": pad_sequences([self.splits[i] for i in idx])[0],  # (B, S)
+                "index": torch.tensor(idx),  # (B,) each row's place in `units`
             }
 
 
-def tag_sentences(bundle: Bundle, sentences: Sequence[list[str]], batch_size: int = 64
-                  ) -> list[list[str]]:
-    """Tag tokenised sentences with a loaded tagger; one tag name per token."""
+def tag_sentences(bundle: Bundle, sentences: Sequence[list[str]], batch_size: int = 64,
+                  docs: Sequence[int] | None = None) -> list[list[str]]:
+    """Tag tokenised sentences with a loaded tagger; one tag name per token.
+
+    Args:
+        bundle: a loaded tagger checkpoint.
+        sentences: the sentences' tokens.
+        batch_size: rows per batch.
+        docs: each sentence's document number, for a model trained with document
+            context; without it all the sentences are read as one document.
+    """
     config, vocabs = bundle.config, bundle.vocabs
-    records = [TaggedSentence(list(tokens), []) for tokens in sentences]
+    docs = docs if docs is not None else [0] * len(sentences)
+    records = [TaggedSentence(list(tokens), [], doc=doc)
+               for tokens, doc in zip(sentences, docs, strict=True)]
     data = TaggerBatches(records, vocabs, config, batch_size=batch_size)
     device = next(bundle.model.parameters()).device
     out: list[list[str]] = [[] for _ in records]
     for batch in data:
         paths = bundle.model.predict(to_device(batch, device))
-        for i, path in zip(batch["index"].tolist(), paths, strict=True):
-            out[i] = [config.tags[t] for t in path]
+        for u, path in zip(batch["index"].tolist(), paths, strict=True):
+            unit = data.units[u]
+            pieces = split_sizes([config.tags[t] for t in path], data.splits[u])
+            for i, tags in zip(unit, pieces, strict=True):
+                out[i] = tags
     return out
 
 
@@ -218,6 +276,14 @@ class TaggerTask:
         parser.add_argument("--dropout", type=float, default=d["dropout"],
                             help="dropout on the word inputs and BiLSTM outputs "
                                  "(default: %(default)s)")
+        parser.add_argument("--context", choices=CONTEXTS, default=d["context"],
+                            help="what the BiLSTM reads as one sequence: each sentence, or "
+                                 "a whole document (-DOCSTART- to -DOCSTART-); --batch-size "
+                                 "then counts documents (default: %(default)s)")
+        parser.add_argument("--max-context-tokens", type=int, default=d["max_context_tokens"],
+                            help="with --context document, a longer document is read in "
+                                 "pieces of at most this many tokens, cut at sentence ends "
+                                 "(default: %(default)s)")
         parser.add_argument("--lowercase", action=argparse.BooleanOptionalAction,
                             default=d["lowercase"],
                             help="lower-case words for the word vocabulary; characters keep "
@@ -266,6 +332,7 @@ class TaggerTask:
                 case_embedding_size=args.case_embedding_size, hidden_size=args.hidden_size,
                 num_layers=args.num_layers, dropout=args.dropout, crf=args.crf,
                 lowercase=args.lowercase, zero_digits=args.zero_digits,
+                context=args.context, max_context_tokens=args.max_context_tokens,
             )
         except ValueError as err:
             raise DataError(f"bad model settings: {err}") from None
@@ -288,7 +355,8 @@ class TaggerTask:
         if unknown:
             raise DataError(f"tags not known to the model: {', '.join(sorted(unknown))}",
                             path=args.data)
-        predicted = tag_sentences(bundle, [s.tokens for s in sentences], args.batch_size)
+        predicted = tag_sentences(bundle, [s.tokens for s in sentences], args.batch_size,
+                                  docs=[s.doc for s in sentences])
         report = entity_report(gold, predicted)
         tokens = sum(map(len, gold))
         correct = sum(g == p for gs, ps in zip(gold, predicted, strict=True)
@@ -323,7 +391,8 @@ class TaggerTask:
         p = commands.add_parser(
             "tag", help="tag named entities in sentences with a tagger checkpoint",
             description="Print each sentence's tokens with their tags, then its entities. "
-                        "Sentences come from the arguments, or one per line on standard input.")
+                        "Sentences come from the arguments, or one per line on standard input; "
+                        "a model trained with --context document reads them as one document.")
         p.add_argument("--checkpoint", required=True, metavar="FILE", help="a tagger checkpoint")
         p.add_argument("texts", nargs="*", metavar="SENTENCE",
                        help="sentences to tag (default: read lines from standard input)")
