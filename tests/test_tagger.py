@@ -283,3 +283,21 @@ def test_train_and_eval_with_document_context(conll_dir, tmp_path, capsys):
                  str(tmp_path / "bad"), "--context", "document", "--max-context-tokens",
                  "0"]) != 0
     assert "max_context_tokens must be >= 1" in capsys.readouterr().err
+
+
+def test_word_dropout_reads_any_training_word_as_unk_but_never_padding(conll_dir, capsys):
+    _, vocabs, _ = tiny(conll_dir)
+    model, _, _ = tiny(conll_dir)
+    sentences = parse_conll(corpus(12, 4).splitlines())
+    unk = vocabs["words"].unk_id
+    plain = next(iter(TaggerBatches(sentences, vocabs, model.config, 12)))["words"]
+    dropped = next(iter(TaggerBatches(sentences, vocabs, model.config, 12, shuffle=True,
+                                      word_dropout=1.0)))["words"]
+    assert plain.ne(unk).all() and dropped.eq(0).equal(plain.eq(0))
+    assert dropped[dropped != 0].eq(unk).all()
+    half = TaggerBatches(sentences, vocabs, model.config, 12, shuffle=True, word_dropout=0.5)
+    share = next(iter(half))["words"].eq(unk).sum() / plain.ne(0).sum()
+    assert 0.3 < share < 0.7
+    assert main(["train", "tagger", "--data", str(conll_dir / "train.txt"), "--out",
+                 str(conll_dir / "run"), "--word-dropout", "1.5"]) != 0
+    assert "--word-dropout is a probability" in capsys.readouterr().err

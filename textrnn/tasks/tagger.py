@@ -126,6 +126,9 @@ class TaggerBatches:
         shuffle: reshuffle every epoch (training), seeded by ``seed`` and the epoch.
         unk_replace: in training, each occurrence of a word seen once in training
             becomes ``<unk>`` with this probability, so that ``<unk>`` is learned.
+        word_dropout: in training, each occurrence of any word becomes ``<unk>`` with
+            this probability, so that the characters and the context must do the work
+            they will do for words never seen in training.
         seed: the shuffling and replacement seed.
 
     Attributes:
@@ -134,7 +137,8 @@ class TaggerBatches:
 
     def __init__(self, sentences: Sequence[TaggedSentence], vocabs: dict[str, Vocab],
                  config: TaggerConfig, batch_size: int, shuffle: bool = False,
-                 unk_replace: float = 0.0, seed: int = 0, path: str | None = None) -> None:
+                 unk_replace: float = 0.0, seed: int = 0, path: str | None = None,
+                 word_dropout: float = 0.0) -> None:
         words, chars, tags = vocabs["words"], vocabs["chars"], vocabs["tags"]
         for s in sentences:
             unknown = [t for t in s.tags if t not in tags]
@@ -152,6 +156,7 @@ class TaggerBatches:
             self.tags.append(tags.encode(t for i in unit for t in sentences[i].tags))
             self.splits.append([len(sentences[i].tokens) for i in unit])
         self.batch_size, self.shuffle, self.unk_replace = batch_size, shuffle, unk_replace
+        self.word_dropout = word_dropout
         self.seed, self.epoch = seed, 0
         counts = Counter(i for row in self.words for i in row) if unk_replace else Counter()
         singletons = [i for i, n in counts.items() if n == 1 and i >= len(words.specials)]
@@ -174,6 +179,9 @@ class TaggerBatches:
             if self.unk_replace:
                 drop = torch.rand(words.shape, generator=generator) < self.unk_replace  # (B, T)
                 words = words.masked_fill(drop & self.singleton[words], self.unk_id)  # (B, T)
+            if self.word_dropout:
+                drop = torch.rand(words.shape, generator=generator) < self.word_dropout  # (B, T)
+                words = words.masked_fill(drop & (words != 0), self.unk_id)  # (B, T)
             chars, _ = pad_nested([self.chars[i] for i in idx])  # (B, T, W)
             yield {
                 "words": words,
@@ -297,6 +305,10 @@ class TaggerTask:
         parser.add_argument("--unk-replace", type=float, default=0.5,
                             help="probability that a training singleton is read as <unk> "
                                  "(word dropout; default: %(default)s)")
+        parser.add_argument("--word-dropout", type=float, default=0.0,
+                            help="probability that any training word is read as <unk>, so "
+                                 "that characters and context learn to carry unseen words "
+                                 "(default: %(default)s)")
         # Adam on batches of 32 sentences, the rate decaying linearly to 0, the gradient
         # clipped at 5 as in Lample et al. On CoNLL-2003 (CRF, CNN characters, 2 epochs) a
         # rate of 2e-3 reached 71.5 validation F1, 5e-3 79.0, 1e-2 81.3 and 2e-2 80.8.
@@ -308,6 +320,10 @@ class TaggerTask:
         Returns:
             ``(model, {"words", "chars", "tags"}, train_batches, val_batches)``.
         """
+        for flag in ("unk_replace", "word_dropout"):
+            if not 0.0 <= getattr(args, flag) <= 1.0:
+                raise TextrnnError(f"--{flag.replace('_', '-')} is a probability, in [0, 1]; "
+                                   f"got {getattr(args, flag)}")
         train = read_tagged(args.data)
         valid_path = args.valid or Path(args.data).with_name("valid.txt")
         if args.valid or (Path(valid_path).is_file()
@@ -340,6 +356,7 @@ class TaggerTask:
         model = Tagger(config)
         train_data = TaggerBatches(train, vocabs, config, args.batch_size, shuffle=True,
                                    unk_replace=args.unk_replace, seed=args.seed,
+                                   word_dropout=args.word_dropout,
                                    path=str(args.data))
         val_data = TaggerBatches(valid, vocabs, config, batch_size=128, path=str(valid_path))
         return model, vocabs, train_data, val_data
