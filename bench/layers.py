@@ -15,7 +15,10 @@ and on ragged lengths (uniform in [T/4, T]), where only real tokens count:
 - ``vs padded``: ours on the ragged batch against torch on the same batch padded
                (equal lengths), both per real token: the cost of exactness.
 
-All variants are timed round-robin, medians of ``--repeats`` rounds.
+All variants are timed round-robin, ``--repeats`` rounds, each round starting at
+the next variant so that no variant always runs first. Tokens/s are medians over
+the rounds; each ratio is the median of its per-round ratios, so a slow spell of
+the machine (other processes, frequency) that hits one round cancels out of it.
 
 Usage:  python bench/layers.py [--quick] [--device cpu|cuda] [--repeats N]
 """
@@ -39,22 +42,36 @@ QUICK_SIZES = [(32, 50, 128)]
 
 
 def timed_interleaved(fns: dict, device, repeats: int) -> dict:
-    """Median seconds of each ``fn()``, measured round-robin so that drift in the
-    machine's speed (frequency, other processes) hits every variant alike."""
+    """Seconds of each ``fn()`` in every round, measured round-robin so that drift in
+    the machine's speed (frequency, other processes) hits every variant alike.
+
+    Returns:
+        ``{name: [seconds of round 0, round 1, ...]}``.
+    """
     for fn in fns.values():  # two warm-up runs each
         fn()
         fn()
+    names = list(fns)
     times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            fn()
+            fns[name]()
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
+
+
+def paired_ratio(slow: list[float], fast: list[float]) -> float:
+    """Median over rounds of ``slow[r] / fast[r]``: how many times faster ``fast`` ran.
+
+    >>> paired_ratio([2.0, 4.0, 2.2], [1.0, 1.0, 2.0])
+    2.0
+    """
+    return statistics.median(s / f for s, f in zip(slow, fast, strict=True))
 
 
 def step(module, x, lengths=None, packed=False):
@@ -108,17 +125,18 @@ def bench_one(kind, batch, seq_len, hidden, device, repeats, num_layers, bidirec
         "packed": lambda: step(ref, x, lengths, packed=True),
         "fused_ragged": lambda: step(fused, x, lengths_dev),
     }, device, repeats)
-    t_torch, t_fused, t_cells = t["torch"], t["fused"], t["cells"]
-    t_packed, t_fused_r = t["packed"], t["fused_ragged"]
+    median = {name: statistics.median(ts) for name, ts in t.items()}
     return {
-        "torch": equal_tokens / t_torch,
-        "fused": equal_tokens / t_fused,
-        "cells": equal_tokens / t_cells,
-        "packed": ragged_tokens / t_packed,
-        "fused_ragged": ragged_tokens / t_fused_r,
+        "torch": equal_tokens / median["torch"],
+        "packed": ragged_tokens / median["packed"],
+        "fused_ragged": ragged_tokens / median["fused_ragged"],
+        # Speeds as ratios, each the median of the rounds' ratios (same tokens on both sides).
+        "fused_vs_torch": paired_ratio(t["torch"], t["fused"]),
+        "cells_vs_torch": paired_ratio(t["torch"], t["cells"]),
+        "ragged_vs_packed": paired_ratio(t["packed"], t["fused_ragged"]),
         # Real tokens/s of ours on the ragged batch over torch's on the padded batch: 1.0
         # means exact ragged handling costs what the padded run does.
-        "vs_padded": (ragged_tokens / t_fused_r) / (ragged_tokens / t_torch),
+        "vs_padded": paired_ratio(t["torch"], t["fused_ragged"]),
         "diff": diff,
     }
 
@@ -144,10 +162,10 @@ def main(argv=None):
         for batch, seq_len, hidden in sizes:
             r = bench_one(kind, batch, seq_len, hidden, device, args.repeats,
                           args.num_layers, args.bidirectional)
-            eq, rg = r["fused"] / r["torch"], r["fused_ragged"] / r["packed"]
+            eq, rg = r["fused_vs_torch"], r["ragged_vs_packed"]
             worst_equal, worst_ragged = min(worst_equal, eq), min(worst_ragged, rg)
             print(f"{kind:5} {batch:>3} {seq_len:>4} {hidden:>4} | {r['torch']:>11,.0f} "
-                  f"{eq:>5.2f}x {r['cells'] / r['torch']:>5.2f}x | {r['packed']:>12,.0f} "
+                  f"{eq:>5.2f}x {r['cells_vs_torch']:>5.2f}x | {r['packed']:>12,.0f} "
                   f"{r['fused_ragged']:>12,.0f} {rg:>7.2f}x {r['vs_padded']:>8.2f}x")
     print(f"worst fused/torch on equal lengths: {worst_equal:.2f} (target >= 0.95); "
           f"worst fused-ragged/packed: {worst_ragged:.2f}x (target >= 2)")
