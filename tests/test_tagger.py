@@ -301,3 +301,64 @@ def test_word_dropout_reads_any_training_word_as_unk_but_never_padding(conll_dir
     assert main(["train", "tagger", "--data", str(conll_dir / "train.txt"), "--out",
                  str(conll_dir / "run"), "--word-dropout", "1.5"]) != 0
     assert "--word-dropout is a probability" in capsys.readouterr().err
+
+
+def test_an_ensemble_decodes_the_mean_of_its_members_scores(conll_dir):
+    from textrnn.models.tagger import TaggerEnsemble
+
+    a, vocabs, batches = tiny(conll_dir, crf=True)
+    torch.manual_seed(1)
+    b = Tagger(a.config)  # other weights, same shapes
+    ensemble = TaggerEnsemble([a, b]).eval()
+    a.eval(), b.eval()
+    batch = next(iter(batches))
+    with torch.no_grad():
+        mean = (a(batch) + b(batch)) / 2
+        assert torch.allclose(ensemble(batch), mean)
+        assert torch.allclose(ensemble.crf.transitions, (a.crf.transitions + b.crf.transitions) / 2)
+        # The CRF path score is linear in emissions and transitions: the ensemble's path
+        # scores the members' mean path score, and no member's own path beats it there.
+        mask = torch.arange(mean.shape[1]) < batch["lengths"][:, None]
+
+        def mean_score(paths):
+            tags = pad_to(paths, mean.shape[1])
+            return (a.crf.score(a(batch), tags, mask) + b.crf.score(b(batch), tags, mask)) / 2
+
+        best = mean_score(ensemble.predict(batch))
+        for member in (a, b):
+            assert (mean_score(member.predict(batch)) <= best + 1e-5).all()
+    assert a.predict(batch) == TaggerEnsemble([a, a]).predict(batch)
+    softmax, _, _ = tiny(conll_dir, crf=False)
+    with pytest.raises(ValueError, match="same tags and output layer"):
+        TaggerEnsemble([a, softmax])
+
+
+def pad_to(paths: list[list[int]], T: int) -> torch.Tensor:
+    """Tag paths as a (B, T) long tensor, 0-padded."""
+    return torch.tensor([p + [0] * (T - len(p)) for p in paths])
+
+
+def test_eval_and_tag_with_an_ensemble(conll_dir, tmp_path, capsys):
+    runs = []
+    for seed in (0, 1):
+        runs.append(tmp_path / f"run{seed}")
+        assert main(["train", "tagger", "--data", str(conll_dir / "train.txt"), "--out",
+                     str(runs[-1]), "--crf", "--max-steps", "3", "--hidden-size", "8",
+                     "--seed", str(seed), "--threads", "1"]) == 0
+    capsys.readouterr()
+    argv = ["--checkpoint", str(runs[0] / "best.pt"), "--ensemble", str(runs[1] / "best.pt")]
+    assert main(["eval", *argv, "--data", str(conll_dir / "test.txt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["models"] == 2
+    assert main(["tag", *argv, "Mia and Butch went to Paris"]) == 0
+    assert capsys.readouterr().out.startswith("Mia/")
+    # A tagger of other data (another word vocabulary) cannot join: one line names it.
+    other = tmp_path / "other"
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "train.txt").write_text(corpus(40, 9).replace("Paris", "Lyon"))
+    assert main(["train", "tagger", "--data", str(tmp_path / "o" / "train.txt"), "--out",
+                 str(other), "--crf", "--max-steps", "1", "--hidden-size", "8"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(runs[0] / "best.pt"), "--ensemble",
+                 str(other / "best.pt"), "--data", str(conll_dir / "test.txt")]) != 0
+    err = capsys.readouterr().err
+    assert str(other / "best.pt") in err and "words, chars" in err and len(err.splitlines()) == 1

@@ -27,6 +27,7 @@ reaches 90.94.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -269,3 +270,45 @@ class Tagger(nn.Module):
         return {"val_loss": loss_sum / max(sentences, 1), "val_f1": report["f1"],
                 "val_precision": report["precision"], "val_recall": report["recall"],
                 "val_acc": correct / max(tokens, 1)}
+
+
+class TaggerEnsemble(nn.Module):
+    """Several taggers of the same data read as one: their scores averaged.
+
+    The emission scores are averaged, and with CRFs the transition scores too.
+    A path's CRF score is linear in both, so Viterbi over the averages finds the
+    path with the best mean score over the members; with softmax outputs each
+    token takes the tag of the best mean score. Members must share their tags,
+    output kind and inputs (checked by the caller that loads them, which knows
+    the vocabularies).
+
+    Args:
+        models: two or more :class:`Tagger` s.
+    """
+
+    def __init__(self, models: list[Tagger]) -> None:
+        super().__init__()
+        first = models[0].config
+        for m in models[1:]:
+            if (m.config.tags, m.config.crf) != (first.tags, first.crf):
+                raise ValueError("ensemble members must have the same tags and output layer "
+                                 "(all CRF or all softmax)")
+        self.models = nn.ModuleList(models)
+        self.config = first
+        self.crf = None
+        if first.crf:
+            self.crf = copy.deepcopy(models[0].crf)
+            with torch.no_grad():
+                for name, p in self.crf.named_parameters():
+                    p.copy_(torch.stack([m.crf.get_parameter(name) for m in models]).mean(0))
+
+    def forward(self, batch: dict) -> Tensor:
+        """The members' emission scores P (B, T, K), averaged."""
+        return torch.stack([m(batch) for m in self.models]).mean(0)  # (B, T, K)
+
+    # Decoding, prediction and evaluation only use forward() and crf, so Tagger's own
+    # methods serve the ensemble unchanged.
+    _loss_sum = Tagger._loss_sum
+    _decode = Tagger._decode
+    predict = Tagger.predict
+    evaluate = Tagger.evaluate

