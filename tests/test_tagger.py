@@ -142,6 +142,29 @@ def test_unknown_tag_in_validation_names_file_and_line(conll_dir):
     assert str(err.value).startswith(f"{conll_dir / 'valid.txt'}:3: tag 'B-GPE'")
 
 
+def test_train_also_adds_sentences_words_and_later_documents(conll_dir, capsys):
+    extra = conll_dir / "extra.txt"
+    extra.write_text("-DOCSTART- -X- -X- O\n\nZed B-PER\nwept O\n\n")
+    argv = ["train", "tagger", "--data", str(conll_dir / "train.txt"), "--out", "unused"]
+    from textrnn.tasks import TASKS
+
+    _, plain, train, _ = TASKS["tagger"].build(build_parser().parse_args(argv))
+    _, vocabs, both, _ = TASKS["tagger"].build(build_parser().parse_args(
+        [*argv, "--train-also", str(extra), "--train-also", str(conll_dir / "valid.txt")]))
+    assert "zed" in vocabs["words"] and "zed" not in plain["words"]
+    assert len(both.words) == len(train.words) + 1 + 10
+    # The validation file named with --train-also is said to be no longer held out.
+    assert "valid.txt is both trained on and the validation file" in capsys.readouterr().err
+    # Each file's documents stay apart: the extra file's first one (numbered 1 in its
+    # file, as our last one is in ours) does not join ours.
+    document = [*argv, "--context", "document", "--max-context-tokens", "10000"]
+    _, _, ours, _ = TASKS["tagger"].build(build_parser().parse_args(document))
+    _, _, joined, _ = TASKS["tagger"].build(build_parser().parse_args(
+        [*document, "--train-also", str(extra)]))
+    assert [len(u) for u in ours.units] == [60]
+    assert [len(u) for u in joined.units] == [60, 1]
+
+
 def test_train_eval_tag_commands(conll_dir, tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     argv = ["train", "tagger", "--data", str(conll_dir / "train.txt"), "--out", str(run),

@@ -20,7 +20,7 @@ import argparse
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -296,6 +296,12 @@ class TaggerTask:
         parser.add_argument("--valid", metavar="FILE",
                             help="validation file (default: valid.txt beside --data if there, "
                                  "else the last 10%% of its sentences)")
+        parser.add_argument("--train-also", action="append", default=[], metavar="FILE",
+                            help="another CoNLL file to train on as well (repeatable), e.g. "
+                                 "valid.txt for a final model trained on train+valid, as is "
+                                 "usual for CoNLL-2003 test figures; when it is the "
+                                 "validation file, validation scores are no longer held out "
+                                 "and last.pt is the model to take")
         parser.add_argument("--crf", action="store_true",
                             help="CRF output layer (Viterbi decoding) instead of a softmax")
         parser.add_argument("--char-encoder", choices=CHAR_ENCODERS, default=d["char_encoder"],
@@ -370,6 +376,13 @@ class TaggerTask:
                 raise DataError("need at least 2 sentences to hold some out for validation "
                                 "(or pass --valid)", path=args.data)
             train, valid = train[:cut], train[cut:]
+        for extra in args.train_also:
+            # Number the extra file's documents after ours, so none joins the one before it.
+            first = train[-1].doc + 1 if train else 0
+            train = train + [replace(s, doc=first + s.doc) for s in read_tagged(extra)]
+            if Path(extra).resolve() == Path(valid_path).resolve():
+                print(f"note: {extra} is both trained on and the validation file; its "
+                      "scores are not held out, take last.pt", file=sys.stderr)
         vocabs = build_vocabs(train, {"lowercase": args.lowercase,
                                       "zero_digits": args.zero_digits,
                                       "min_count": args.min_count})
