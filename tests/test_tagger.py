@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from textrnn import checkpoint
 from textrnn.cli import build_parser, main
@@ -65,6 +66,7 @@ def tiny(conll_dir: Path, **overrides):
     {"crf": True},
     {"crf": False, "char_encoder": "cnn", "case_embedding_size": 4},
     {"crf": True, "char_encoder": "none", "num_layers": 2},
+    {"crf": True, "lm_weight": 0.1, "lm_vocab": 8},
 ])
 def test_loss_drops_and_a_checkpoint_predicts_the_same(conll_dir, tmp_path, overrides):
     model, vocabs, batches = tiny(conll_dir, **overrides)
@@ -163,6 +165,36 @@ def test_train_also_adds_sentences_words_and_later_documents(conll_dir, capsys):
         [*document, "--train-also", str(extra)]))
     assert [len(u) for u in ours.units] == [60]
     assert [len(u) for u in joined.units] == [60, 1]
+
+
+def test_lm_objective_predicts_next_and_previous_true_words(conll_dir):
+    model, vocabs, batches = tiny(conll_dir, crf=True, lm_weight=0.5, lm_vocab=6, lm_size=4)
+    sentences = parse_conll(corpus(60, 0).splitlines())
+    # Even with every input word dropped, the targets are the true words (rare ones <unk>).
+    dropped = TaggerBatches(sentences, vocabs, model.config, 16, shuffle=True, word_dropout=1.0)
+    batch = next(iter(dropped))
+    true = [vocabs["words"].encode(w.lower() for w in sentences[i].tokens)
+            for i in batch["index"].tolist()]
+    unk, H = vocabs["words"].unk_id, model.config.hidden_size
+    for row, words, n in zip(batch["lm_targets"].tolist(), true, batch["lengths"].tolist(),
+                             strict=True):
+        assert row[:n] == [w if w < 6 else unk for w in words] and not any(row[n:])
+    # The loss, written out token by token: forward state t -> word t+1, backward t -> t-1.
+    h = model.encode(batch)  # (B, T, 2H)
+    expected = 0.0
+    for b, n in enumerate(batch["lengths"].tolist()):
+        y = batch["lm_targets"][b]
+        for t in range(n):
+            for d, s, half in ((0, t + 1, slice(0, H)), (1, t - 1, slice(H, 2 * H))):
+                if 0 <= s < n:
+                    m = torch.tanh(model.lm_hidden[d](h[b, t, half]))
+                    expected += F.cross_entropy(model.lm_output[d](m)[None], y[s][None])
+    assert model._lm_loss_sum(h, batch).item() == pytest.approx(expected.item(), rel=1e-5)
+    tags = model._loss_sum(model.output(h), batch)
+    assert model.loss(batch).item() == pytest.approx(
+        (tags + 0.5 * expected).item() / len(batch["lengths"]), rel=1e-5)
+    with pytest.raises(ValueError, match="needs num_layers == 1"):
+        tiny(conll_dir, lm_weight=0.1, num_layers=2)
 
 
 def test_train_eval_tag_commands(conll_dir, tmp_path, capsys, monkeypatch):

@@ -15,7 +15,11 @@ as a whole path by a CRF (:mod:`textrnn.models.crf`)::
 
 There are no pretrained embeddings here: rare words are learned through the
 characters, and the data side replaces training singletons by ``<unk>`` at
-random (``--unk-replace``) so that ``<unk>`` is trained too.
+random (``--unk-replace``) so that ``<unk>`` is trained too. With
+``lm_weight`` > 0 the BiLSTM also learns to predict each next word (forward
+half) and previous word (backward half), a language-model objective over the
+same training sentences (Rei 2017, "Semi-supervised Multitask Learning for
+Sequence Labeling", arXiv:1704.07156).
 
 Expected result (CoNLL-2003 English, no pretrained embeddings, 1 CPU thread):
 ``textrnn train tagger --crf`` (character BiLSTM, 10 epochs, Adam 1e-2 decayed
@@ -67,6 +71,12 @@ class TaggerConfig:
     # that "Tyson" late in a story is read in the light of "Mike Tyson" earlier on.
     context: str = "sentence"
     max_context_tokens: int = 1500  # longest document piece read as one sequence
+    # Language modelling as a second objective (Rei 2017): the forward half of the BiLSTM
+    # also predicts the next word and the backward half the previous one, so the encoder
+    # learns more from the same sentences than the tags alone teach it.
+    lm_weight: float = 0.0  # gamma, the LM loss's weight against the tag loss (Rei: 0.1); 0 = off
+    lm_vocab: int = 7500  # the LM predicts the most frequent words, the others as <unk> (Rei: 7500)
+    lm_size: int = 50  # width of the LM's tanh layer, per direction (Rei: 50)
 
     def __post_init__(self) -> None:
         if self.char_encoder not in CHAR_ENCODERS:
@@ -78,6 +88,12 @@ class TaggerConfig:
             raise ValueError(f"max_context_tokens must be >= 1, got {self.max_context_tokens}")
         if not self.tags:
             raise ValueError("tags must name at least one tag")
+        if self.lm_weight < 0 or self.lm_vocab < 1 or self.lm_size < 1:
+            raise ValueError("lm_weight must be >= 0, lm_vocab and lm_size >= 1")
+        if self.lm_weight and self.num_layers != 1:
+            # A second layer's forward half reads the first layer's backward half, which has
+            # already read the next word: the LM objective would be answered by copying it.
+            raise ValueError("the language-model objective (lm_weight) needs num_layers == 1")
 
 
 def split_sizes(row: list, sizes: list[int]) -> list[list]:
@@ -159,6 +175,10 @@ class Tagger(nn.Module):
                          dropout=c.dropout if c.num_layers > 1 else 0.0)
         self.output = nn.Linear(2 * c.hidden_size, len(c.tags))
         self.crf = CRF(len(c.tags), bio_allowed(c.tags)) if c.crf else None
+        if c.lm_weight:
+            V_lm = min(c.lm_vocab, c.vocab_size)  # word ids below it are predicted as they are
+            self.lm_hidden = nn.ModuleList(nn.Linear(c.hidden_size, c.lm_size) for _ in "fb")
+            self.lm_output = nn.ModuleList(nn.Linear(c.lm_size, V_lm) for _ in "fb")
 
     def char_features(self, chars: Tensor) -> Tensor:
         """Encode each word from its characters.
@@ -193,6 +213,10 @@ class Tagger(nn.Module):
             P (B, T, K) float emission scores; rows past each sentence's end are
             the output bias only, and are ignored by every user.
         """
+        return self.output(self.encode(batch))  # (B, T, K)
+
+    def encode(self, batch: dict) -> Tensor:
+        """The BiLSTM's states after dropout: (B, T, 2H), forward half first."""
         parts = [self.word_embedding(batch["words"])]  # (B, T, E_w)
         if self.config.char_encoder != "none":
             parts.append(self.char_features(batch["chars"]))  # (B, T, D_c)
@@ -200,7 +224,7 @@ class Tagger(nn.Module):
             parts.append(self.case_embedding(batch["case"]))  # (B, T, E_case)
         x = self.dropout(torch.cat(parts, dim=-1))  # (B, T, D)
         h, _ = self.lstm(x, lengths=batch["lengths"])  # (B, T, 2H)
-        return self.output(self.dropout(h))  # (B, T, K)
+        return self.dropout(h)  # (B, T, 2H)
 
     def _loss_sum(self, emissions: Tensor, batch: dict) -> Tensor:
         """Summed over sentences: CRF -log p(y|x), or the tokens' cross-entropy."""
@@ -210,9 +234,38 @@ class Tagger(nn.Module):
             return self.crf.nll(emissions, batch["tags"], mask).sum()
         return F.cross_entropy(emissions[mask], batch["tags"][mask], reduction="sum")
 
+    def _lm_loss_sum(self, h: Tensor, batch: dict) -> Tensor:
+        """Rei 2017's language-model loss, summed over tokens (scalar).
+
+        The forward state at t has read words 1..t and predicts word t+1; the
+        backward state at t has read words t..n and predicts word t-1.
+
+        Args:
+            h: (B, T, 2H) the BiLSTM's states, forward half first.
+            batch: with ``lm_targets`` (B, T) long, the words before any ``<unk>``
+                replacement, rare ones as ``<unk>``, 0 at padding.
+        """
+        H = self.config.hidden_size
+        y = batch["lm_targets"]  # (B, T)
+        real = lengths_to_mask(batch["lengths"], y.shape[1])  # (B, T)
+        next_word = y[:, 1:]  # (B, T-1) 0 past each row's end
+        prev_word = y[:, :-1].masked_fill(~real[:, 1:], 0)  # (B, T-1) only from real states
+        total = h.new_zeros(())
+        for d, (h_d, target) in enumerate(((h[:, :-1, :H], next_word),
+                                           (h[:, 1:, H:], prev_word))):
+            keep = target != 0  # (B, T-1)
+            m = torch.tanh(self.lm_hidden[d](h_d[keep]))  # (N, M)
+            logits = self.lm_output[d](m).float()  # (N, V_lm)
+            total = total + F.cross_entropy(logits, target[keep], reduction="sum")
+        return total
+
     def loss(self, batch: dict) -> Tensor:
-        """Mean negative log-likelihood per sentence (scalar)."""
-        return self._loss_sum(self(batch), batch) / batch["lengths"].shape[0]
+        """Mean negative log-likelihood per sentence (scalar), plus the weighted LM loss."""
+        h = self.encode(batch)  # (B, T, 2H)
+        total = self._loss_sum(self.output(h), batch)
+        if self.config.lm_weight:
+            total = total + self.config.lm_weight * self._lm_loss_sum(h, batch)
+        return total / batch["lengths"].shape[0]
 
     def num_tokens(self, batch: dict) -> int:
         """Real tokens in ``batch``, for the trainer's speed display."""

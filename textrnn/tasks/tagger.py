@@ -164,6 +164,8 @@ class TaggerBatches:
         self.singleton = torch.zeros(len(words), dtype=torch.bool)  # (V,)
         self.singleton[singletons] = True
         self.unk_id = words.unk_id
+        # With the LM objective (TaggerConfig.lm_weight) batches carry its targets.
+        self.lm_vocab = config.lm_vocab if config.lm_weight else 0
 
     def set_epoch(self, epoch: int) -> None:
         """Shuffle (and replace words) for ``epoch``: the same epoch gives the same batches."""
@@ -177,6 +179,10 @@ class TaggerBatches:
         lengths = [len(w) for w in self.words]
         for idx in bucket_batches(lengths, self.batch_size, self.shuffle, generator):
             words, lengths = pad_sequences([self.words[i] for i in idx])  # (B, T), (B,)
+            extra = {}
+            if self.lm_vocab:  # the LM's targets: the true words, before any replacement
+                extra["lm_targets"] = words.masked_fill(words >= self.lm_vocab,
+                                                        self.unk_id)  # (B, T)
             if self.unk_replace:
                 drop = torch.rand(words.shape, generator=generator) < self.unk_replace  # (B, T)
                 words = words.masked_fill(drop & self.singleton[words], self.unk_id)  # (B, T)
@@ -192,6 +198,7 @@ class TaggerBatches:
                 "tags": pad_sequences([self.tags[i] for i in idx])[0],  # (B, T)
                 "splits": pad_sequences([self.splits[i] for i in idx])[0],  # (B, S)
                 "index": torch.tensor(idx),  # (B,) each row's place in `units`
+                **extra,
             }
 
 
@@ -324,6 +331,16 @@ class TaggerTask:
         parser.add_argument("--dropout", type=float, default=d["dropout"],
                             help="dropout on the word inputs and BiLSTM outputs "
                                  "(default: %(default)s)")
+        parser.add_argument("--lm-weight", type=float, default=d["lm_weight"],
+                            help="weight of a second, language-model objective (Rei 2017): "
+                                 "the BiLSTM's forward half predicts the next word, its "
+                                 "backward half the previous one; 0.1 in the paper; needs "
+                                 "--num-layers 1 (default: %(default)s, off)")
+        parser.add_argument("--lm-vocab", type=int, default=d["lm_vocab"],
+                            help="words the LM objective predicts, the most frequent; the "
+                                 "others as <unk> (default: %(default)s)")
+        parser.add_argument("--lm-size", type=int, default=d["lm_size"],
+                            help="width of the LM objective's tanh layer (default: %(default)s)")
         parser.add_argument("--context", choices=CONTEXTS, default=d["context"],
                             help="what the BiLSTM reads as one sequence: each sentence, or "
                                  "a whole document (-DOCSTART- to -DOCSTART-); --batch-size "
@@ -396,6 +413,7 @@ class TaggerTask:
                 num_layers=args.num_layers, dropout=args.dropout, crf=args.crf,
                 lowercase=args.lowercase, zero_digits=args.zero_digits,
                 context=args.context, max_context_tokens=args.max_context_tokens,
+                lm_weight=args.lm_weight, lm_vocab=args.lm_vocab, lm_size=args.lm_size,
             )
         except ValueError as err:
             raise DataError(f"bad model settings: {err}") from None
