@@ -55,6 +55,21 @@ def test_partition_score_and_viterbi_match_enumeration(crf_batch):
     assert (crf.nll(emissions, tags, mask) > 0).all()
 
 
+def test_marginals_match_enumeration(crf_batch):
+    crf, emissions, mask, lengths, _ = crf_batch
+    with torch.no_grad():  # as at inference
+        marginals = crf.marginals(emissions, mask)  # (B, T, K)
+    for b, n in enumerate(lengths.tolist()):
+        log_z, _, score = brute_force(crf, emissions[b, :n], n)
+        expected = torch.zeros(n, crf.num_tags, dtype=torch.float64)
+        for path in itertools.product(range(crf.num_tags), repeat=n):
+            p = torch.exp(score(path) - log_z)
+            for t, tag in enumerate(path):
+                expected[t, tag] += p
+        torch.testing.assert_close(marginals[b, :n], expected)
+        assert marginals[b, n:].eq(0).all()
+
+
 def test_padding_changes_nothing(crf_batch):
     """Garbage in the padded emissions and tags must not move any result."""
     crf, emissions, mask, _, tags = crf_batch

@@ -16,7 +16,12 @@ from textrnn.cli import build_parser, main
 from textrnn.data.conll import TaggedSentence, parse_conll
 from textrnn.errors import DataError
 from textrnn.models.tagger import Tagger, TaggerConfig, entity_report
-from textrnn.tasks.tagger import TaggerBatches, build_vocabs, tag_sentences
+from textrnn.tasks.tagger import (
+    TaggerBatches,
+    build_vocabs,
+    document_agreement,
+    tag_sentences,
+)
 
 # Two people, a place and an organisation, in a few patterns the model can learn fast.
 NAMES = ["Vincent", "Jules", "Mia", "Butch", "Marsellus"]
@@ -197,6 +202,36 @@ def test_lm_objective_predicts_next_and_previous_true_words(conll_dir):
         tiny(conll_dir, lm_weight=0.1, num_layers=2)
 
 
+def test_document_agreement_gives_a_word_its_type_elsewhere_in_the_document():
+    tags = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    records = [TaggedSentence(["Tyson", "won"], [], doc=0),
+               TaggedSentence(["TYSON", "lost"], [], doc=0),  # any case is the same word
+               TaggedSentence(["Tyson", "lost"], [], doc=1)]
+    vocabs = build_vocabs([TaggedSentence(["x"], ["O"])],
+                          {"lowercase": True, "zero_digits": True, "min_count": 1})
+    config = TaggerConfig(vocab_size=len(vocabs["words"]), num_chars=len(vocabs["chars"]),
+                          tags=tags, hidden_size=4, word_embedding_size=4)
+    model = Tagger(config).eval()  # softmax output: type probabilities are its softmax
+    data = TaggerBatches(records, vocabs, config, batch_size=3)
+    batch = next(iter(data))
+    # Hand-made scores: "Tyson" surely a person in the first sentence; a near tie leaning to
+    # a place in the others; "won" and "lost" plain words.
+    clear, unsure, plain = [0, 0, 0, 8, 0], [0, 1.2, 0, 1.0, 0], [6, 0, 0, 0, 0]
+    rows = {0: [clear, plain], 1: [unsure, plain], 2: [unsure, plain]}
+    emissions = torch.tensor([rows[i] for i in batch["index"].tolist()])  # (3, 2, 5)
+    scored = [(batch, emissions)]
+    by_sentence = {}
+    for beta in (0.0, 4.0):
+        (_, agreed), = document_agreement(model, scored, data, records, beta)
+        paths = model._decode(agreed, batch["lengths"])
+        for i, path in zip(batch["index"].tolist(), paths, strict=True):
+            by_sentence[beta, i] = [tags[t] for t in path]
+    assert [by_sentence[0.0, i][0] for i in range(3)] == ["B-PER", "B-LOC", "B-LOC"]
+    # With agreement the second sentence follows the first; the other document does not.
+    assert [by_sentence[4.0, i][0] for i in range(3)] == ["B-PER", "B-PER", "B-LOC"]
+    assert all(by_sentence[4.0, i][1] == "O" for i in range(3))
+
+
 def test_train_eval_tag_commands(conll_dir, tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     argv = ["train", "tagger", "--data", str(conll_dir / "train.txt"), "--out", str(run),
@@ -212,6 +247,9 @@ def test_train_eval_tag_commands(conll_dir, tmp_path, capsys, monkeypatch):
     results = json.loads(capsys.readouterr().out)
     assert set(results["types"]) == {"LOC", "ORG", "PER"} and results["support"] == 40
     assert results["f1"] > 0.9 and results["output"] == "crf"
+    assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data",
+                 str(conll_dir / "test.txt"), "--json", "--agreement", "4"]) == 0
+    assert json.loads(capsys.readouterr().out)["f1"] > 0.9  # CRF marginals, documents
     assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data",
                  str(conll_dir / "test.txt")]) == 0
     table = capsys.readouterr().out

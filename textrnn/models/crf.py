@@ -129,6 +129,24 @@ class CRF(nn.Module):
             alpha = torch.where(mask[:, t].unsqueeze(1), step, alpha)  # (B, K) padding: keep
         return torch.logsumexp(alpha + end, dim=1)  # (B,)
 
+    def marginals(self, emissions: Tensor, mask: Tensor) -> Tensor:
+        """Each step's tag probabilities ``p(y_t = k | x)``, summed over all paths.
+
+        They are the gradient of ``log Z`` with respect to the emissions (each
+        ``P[t, k]`` enters a path's score once, when the path has ``y_t = k``), so
+        autograd through :meth:`log_partition` runs the forward-backward algorithm.
+
+        Args:
+            emissions: P (B, T, K) float. mask: (B, T) bool, as in :meth:`score`.
+
+        Returns:
+            (B, T, K) float; each real step's row sums to 1, padded rows are 0.
+        """
+        with torch.enable_grad():  # also under no_grad, as at inference
+            x = emissions.detach().requires_grad_()  # (B, T, K)
+            (grad,) = torch.autograd.grad(self.log_partition(x, mask).sum(), x)
+        return grad * mask.unsqueeze(2)  # (B, T, K)
+
     def nll(self, emissions: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
         """Negative log-likelihood -log p(y | x) = log Z(x) - s(x, y) of each sentence.
 

@@ -139,6 +139,20 @@ def entity_report(gold: list[list[str]], predicted: list[list[str]]) -> dict:
     return {"types": types, **row(micro)}
 
 
+def tag_types(tags: list[str]) -> tuple[list[str], Tensor]:
+    """The entity types of a BIO tag set, and each tag's type column.
+
+    Returns:
+        ``(types, column)``: the sorted type names, and (K,) long with 0 for ``O``
+        and ``1 + types.index(X)`` for ``B-X`` and ``I-X``.
+
+    >>> tag_types(["O", "B-LOC", "I-LOC", "B-PER"])
+    (['LOC', 'PER'], tensor([0, 1, 1, 2]))
+    """
+    types = sorted({t[2:] for t in tags if t != "O"})
+    return types, torch.tensor([0 if t == "O" else 1 + types.index(t[2:]) for t in tags])
+
+
 class Tagger(nn.Module):
     """BiLSTM tagger with a character encoder and a softmax or CRF output.
 
@@ -278,6 +292,27 @@ class Tagger(nn.Module):
         best = emissions.argmax(-1).tolist()  # (B, T)
         return [row[:n] for row, n in zip(best, lengths.tolist(), strict=True)]
 
+    def type_probabilities(self, emissions: Tensor, lengths: Tensor) -> Tensor:
+        """Each token's probability of being ``O`` or inside an entity of each type.
+
+        With a CRF these are its marginals summed over ``B-X`` and ``I-X``; with a
+        softmax, each token's softmax so summed.
+
+        Args:
+            emissions: P (B, T, K). lengths: (B,) long.
+
+        Returns:
+            (B, T, 1 + types) float, in :func:`tag_types` order; 0 at padding.
+        """
+        mask = lengths_to_mask(lengths, emissions.shape[1])  # (B, T)
+        if self.crf is not None:
+            p = self.crf.marginals(emissions.float(), mask)  # (B, T, K)
+        else:
+            p = emissions.float().softmax(-1) * mask.unsqueeze(2)  # (B, T, K)
+        types, column = tag_types(self.config.tags)
+        out = p.new_zeros(*p.shape[:2], 1 + len(types))  # (B, T, C)
+        return out.index_add_(2, column.to(p.device), p)
+
     @torch.no_grad()
     def predict(self, batch: dict) -> list[list[int]]:
         """The tag ids of each sentence (Viterbi path with a CRF, else each token's argmax).
@@ -363,5 +398,6 @@ class TaggerEnsemble(nn.Module):
     # methods serve the ensemble unchanged.
     _loss_sum = Tagger._loss_sum
     _decode = Tagger._decode
+    type_probabilities = Tagger.type_probabilities
     predict = Tagger.predict
     evaluate = Tagger.evaluate
