@@ -250,6 +250,8 @@ def test_train_eval_tag_commands(conll_dir, tmp_path, capsys, monkeypatch):
     assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data",
                  str(conll_dir / "test.txt"), "--json", "--agreement", "4"]) == 0
     assert json.loads(capsys.readouterr().out)["f1"] > 0.9  # CRF marginals, documents
+    assert main(["tag", "--checkpoint", str(run / "best.pt"), "--agreement", "-1", "Mia"]) == 2
+    assert "--agreement is a weight >= 0" in capsys.readouterr().err
     assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data",
                  str(conll_dir / "test.txt")]) == 0
     table = capsys.readouterr().out

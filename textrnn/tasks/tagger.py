@@ -217,6 +217,8 @@ def tag_sentences(bundle: Bundle, sentences: Sequence[list[str]], batch_size: in
             one document.
         agreement: beta of :func:`document_agreement`; 0 tags each sentence alone.
     """
+    if agreement < 0:
+        raise TextrnnError(f"--agreement is a weight >= 0; got {agreement}")
     config, vocabs = bundle.config, bundle.vocabs
     docs = docs if docs is not None else [0] * len(sentences)
     records = [TaggedSentence(list(tokens), [], doc=doc)
@@ -274,20 +276,21 @@ def document_agreement(model, scored: list[tuple[dict, torch.Tensor]], data: Tag
             row = [groups.setdefault((records[unit[0]].doc, w.lower()), len(groups))
                    for i in unit for w in records[i].tokens]
             g[r, :len(row)] = torch.tensor(row)
-        group_ids.append(g.to(emissions.device))
+        group_ids.append(g)
+    # The sums are small (a few floats a word): they are kept on the CPU.
     types, column = tag_types(model.config.tags)
     G, C = len(groups), 1 + len(types)
-    sums = torch.zeros(G + 1, C, device=column.device)  # (G + 1, C) padding in group G
-    counts = torch.zeros(G + 1, device=column.device)  # (G + 1,)
+    sums = torch.zeros(G + 1, C)  # (G + 1, C) padding in the spare group G
+    counts = torch.zeros(G + 1)  # (G + 1,)
     for (batch, emissions), g in zip(scored, group_ids, strict=True):
-        probs = model.type_probabilities(emissions, batch["lengths"])  # (B, T, C)
-        flat = g.masked_fill(g < 0, G).flatten().cpu()  # (B*T,)
-        sums.index_add_(0, flat, probs.flatten(0, 1).cpu())
+        probs = model.type_probabilities(emissions, batch["lengths"]).cpu()  # (B, T, C)
+        flat = g.masked_fill(g < 0, G).flatten()  # (B*T,)
+        sums.index_add_(0, flat, probs.flatten(0, 1))
         counts.index_add_(0, flat, torch.ones(flat.shape))
     q = sums / counts.clamp_min(1).unsqueeze(1)  # (G + 1, C) each group's mean
     out = []
     for (batch, emissions), g in zip(scored, group_ids, strict=True):
-        bias = q[g.cpu().clamp_min(0)][..., column].to(emissions.device)  # (B, T, K)
+        bias = q[g.clamp_min(0)][..., column].to(emissions.device)  # (B, T, K)
         out.append((batch, emissions + beta * bias))  # padding's bias is never read
     return out
 
