@@ -18,6 +18,7 @@ from textrnn.errors import DataError
 from textrnn.models.tagger import Tagger, TaggerConfig, entity_report
 from textrnn.tasks.tagger import (
     TaggerBatches,
+    add_ensemble,
     build_vocabs,
     document_agreement,
     tag_sentences,
@@ -431,6 +432,34 @@ def test_an_ensemble_decodes_the_mean_of_its_members_scores(conll_dir):
 def pad_to(paths: list[list[int]], T: int) -> torch.Tensor:
     """Tag paths as a (B, T) long tensor, 0-padded."""
     return torch.tensor([p + [0] * (T - len(p)) for p in paths])
+
+
+def test_a_tagger_of_less_data_joins_an_ensemble_through_the_larger_vocabulary(
+        conll_dir, tmp_path, capsys):
+    extra = conll_dir / "extra.txt"
+    extra.write_text("Zed B-PER\nwept O\n\n")
+    more, less = tmp_path / "more", tmp_path / "less"
+    common = ["train", "tagger", "--data", str(conll_dir / "train.txt"), "--crf",
+              "--max-steps", "2", "--hidden-size", "8", "--threads", "1"]
+    assert main([*common, "--out", str(more), "--train-also", str(extra)]) == 0
+    assert main([*common, "--out", str(less), "--seed", "2"]) == 0
+    capsys.readouterr()
+    bundle = checkpoint.load(more / "best.pt")
+    joined = add_ensemble(bundle, [str(less / "best.pt")], str(more / "best.pt"), "cpu")
+    bridge = joined.model.models[1]
+    own = checkpoint.load(less / "best.pt")
+    sentences = [TaggedSentence(["Zed", "and", "Mia", "went"], ["B-PER", "O", "B-PER", "O"])]
+    wide = next(iter(TaggerBatches(sentences, bundle.vocabs, bundle.config, 1)))
+    narrow = next(iter(TaggerBatches(sentences, own.vocabs, own.config, 1)))
+    # The member reads the larger vocabulary's ids as its own encoding: "zed" and "Z" as <unk>.
+    assert wide["words"][0, 0] != narrow["words"][0, 0] == own.vocabs["words"].unk_id
+    with torch.no_grad():
+        assert torch.equal(bridge(wide), own.model.eval()(narrow))
+    # The other way round, the member knows words the first does not: one line refuses it.
+    assert main(["eval", "--checkpoint", str(less / "best.pt"), "--ensemble",
+                 str(more / "best.pt"), "--data", str(conll_dir / "test.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "its words, chars differ" in err and len(err.splitlines()) == 1
 
 
 def test_eval_and_tag_with_an_ensemble(conll_dir, tmp_path, capsys):

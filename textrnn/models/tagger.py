@@ -360,6 +360,33 @@ class Tagger(nn.Module):
                 "val_acc": correct / max(tokens, 1)}
 
 
+class VocabBridge(nn.Module):
+    """A tagger that reads batches encoded with a larger vocabulary than its own.
+
+    So that taggers trained on different data (train only, train+valid) can join
+    one ensemble: the batch is encoded once, with the vocabulary that holds all
+    of theirs, and each member maps the ids back to its own; a word (or
+    character) the member never saw becomes its ``<unk>``, as it would have been
+    in its own encoding.
+
+    Args:
+        model: the member tagger.
+        word_map: (V_batch,) long, each batch word id's id in ``model``'s vocabulary.
+        char_map: (C_batch,) long, the same for characters.
+    """
+
+    def __init__(self, model: Tagger, word_map: Tensor, char_map: Tensor) -> None:
+        super().__init__()
+        self.model, self.config, self.crf = model, model.config, model.crf
+        self.register_buffer("word_map", word_map)
+        self.register_buffer("char_map", char_map)
+
+    def forward(self, batch: dict) -> Tensor:
+        """The member's emission scores P (B, T, K) for a batch of the larger vocabulary."""
+        return self.model({**batch, "words": self.word_map[batch["words"]],  # (B, T)
+                           "chars": self.char_map[batch["chars"]]})  # (B, T, W)
+
+
 class TaggerEnsemble(nn.Module):
     """Several taggers of the same data read as one: their scores averaged.
 

@@ -44,6 +44,7 @@ from textrnn.models.tagger import (
     Tagger,
     TaggerConfig,
     TaggerEnsemble,
+    VocabBridge,
     entity_report,
     split_sizes,
     tag_types,
@@ -302,9 +303,11 @@ _INPUT_FIELDS = ("lowercase", "zero_digits", "max_word_chars", "context", "max_c
 def add_ensemble(bundle: Bundle, paths: Sequence[str], first: str, device) -> Bundle:
     """``bundle`` with the taggers in ``paths`` joined to it as a :class:`TaggerEnsemble`.
 
-    Every member must be a tagger with the same vocabularies (words, characters,
-    tags), output layer and input settings as ``bundle`` (the checkpoint ``first``);
-    otherwise a one-line error names the file that differs.
+    Every member must be a tagger with the same tags, output layer and input
+    settings as ``bundle`` (the checkpoint ``first``), and words and characters
+    that ``bundle``'s vocabularies all hold (the same data, or less of it: a
+    train-only member joins a train+valid ``first``, through a
+    :class:`VocabBridge`); otherwise a one-line error names the file that differs.
     """
     if not paths:
         return bundle
@@ -313,15 +316,24 @@ def add_ensemble(bundle: Bundle, paths: Sequence[str], first: str, device) -> Bu
         other = checkpoint.load(path, map_location=device)
         if other.task != "tagger":
             raise TextrnnError(f"{path}: a {other.task!r} checkpoint, not a tagger")
-        differs = [name for name in ("words", "chars", "tags")
-                   if other.vocabs[name].itos != bundle.vocabs[name].itos]
+        differs = [name for name in ("words", "chars")
+                   if not set(other.vocabs[name].itos) <= set(bundle.vocabs[name].itos)]
+        differs += ["tags"] if other.vocabs["tags"].itos != bundle.vocabs["tags"].itos else []
         differs += [name for name in (*_INPUT_FIELDS, "crf")
                     if getattr(other.config, name) != getattr(bundle.config, name)]
         if differs:
             raise TextrnnError(f"{path}: cannot join {first} in an ensemble: its "
                                f"{', '.join(differs)} differ (train both on the same data "
-                               "with the same word, context and output settings)")
-        models.append(other.model)
+                               "with the same word, context and output settings, or give "
+                               "the one trained on more data as --checkpoint)")
+        model = other.model
+        if any(other.vocabs[n].itos != bundle.vocabs[n].itos for n in ("words", "chars")):
+            word_map, char_map = (
+                torch.tensor([other.vocabs[n].stoi.get(t, other.vocabs[n].unk_id)
+                              for t in bundle.vocabs[n].itos], device=device)
+                for n in ("words", "chars"))
+            model = VocabBridge(model, word_map, char_map)
+        models.append(model)
     ensemble = TaggerEnsemble(models).eval()
     return Bundle(task="tagger", model=ensemble, vocabs=bundle.vocabs, config=bundle.config,
                   metrics=bundle.metrics, step=bundle.step)
