@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/ner-best}
-TEXTRNN=.venv/bin/textrnn
+TEXTRNN=${TEXTRNN:-.venv/bin/textrnn}  # another textrnn (or a stub, to see the commands)
 DATA=data/conll2003
 [ -f "$DATA/train.txt" ] || "$TEXTRNN" data conll2003 --out "$DATA"
 mkdir -p "$OUT"
