@@ -15,7 +15,7 @@ from textrnn import checkpoint
 from textrnn.cli import build_parser, main
 from textrnn.data.conll import TaggedSentence, parse_conll
 from textrnn.errors import DataError
-from textrnn.models.tagger import Tagger, TaggerConfig, entity_report
+from textrnn.models.tagger import Tagger, TaggerConfig, entity_report, tag_types
 from textrnn.tasks.tagger import (
     TaggerBatches,
     add_ensemble,
@@ -375,6 +375,29 @@ def test_train_and_eval_with_document_context(conll_dir, tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data",
                  str(conll_dir / "test.txt"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sentences"] == 10
+    # Agreement reads a row of several sentences token by token: each token's added score
+    # is the mean type probabilities of its word's occurrences in the document.
+    model = bundle.model.eval()
+    sentences = parse_conll((conll_dir / "test.txt").read_text().splitlines())
+    data = TaggerBatches(sentences, bundle.vocabs, bundle.config, batch_size=2)
+    with torch.no_grad():
+        scored = [(b, model(b)) for b in data]
+    agreed = document_agreement(model, scored, data, sentences, 1.0)
+    probs, added = {}, {}
+    for (batch, emissions), (_, after) in zip(scored, agreed, strict=True):
+        p = model.type_probabilities(emissions, batch["lengths"])  # (B, T, C)
+        for r, u in enumerate(batch["index"].tolist()):
+            words = [w.lower() for i in data.units[u] for w in sentences[i].tokens]
+            doc = sentences[data.units[u][0]].doc
+            assert len(data.units[u]) > 1  # rows of several sentences
+            for t, w in enumerate(words):
+                probs.setdefault((doc, w), []).append(p[r, t])
+                added.setdefault((doc, w), []).append(after[r, t] - emissions[r, t])
+    _, column = tag_types(bundle.config.tags)
+    for key, rows in probs.items():
+        expected = torch.stack(rows).mean(0)[column]  # (K,)
+        for a in added[key]:
+            torch.testing.assert_close(a, expected)
     assert main(["train", "tagger", "--data", str(conll_dir / "train.txt"), "--out",
                  str(tmp_path / "bad"), "--context", "document", "--max-context-tokens",
                  "0"]) != 0
