@@ -268,8 +268,10 @@ def document_agreement(model, scored: list[tuple[dict, torch.Tensor]], data: Tag
     Returns:
         ``scored`` with each ``P`` replaced by ``P'``.
     """
+    # The sums are small (a few floats a word): they are kept on the CPU.
     groups: dict[tuple[int, str], int] = {}  # (document, lower-cased word) -> group id
     group_ids = []  # per batch: (B, T) long, each token's group, -1 at padding
+    real_ids, real_probs = [], []  # every real token's group and type probabilities
     for batch, emissions in scored:
         g = torch.full(emissions.shape[:2], -1, dtype=torch.long)  # (B, T)
         for r, u in enumerate(batch["index"].tolist()):
@@ -278,17 +280,15 @@ def document_agreement(model, scored: list[tuple[dict, torch.Tensor]], data: Tag
                    for i in unit for w in records[i].tokens]
             g[r, :len(row)] = torch.tensor(row)
         group_ids.append(g)
-    # The sums are small (a few floats a word): they are kept on the CPU.
-    types, column = tag_types(model.config.tags)
-    G, C = len(groups), 1 + len(types)
-    sums = torch.zeros(G + 1, C)  # (G + 1, C) padding in the spare group G
-    counts = torch.zeros(G + 1)  # (G + 1,)
-    for (batch, emissions), g in zip(scored, group_ids, strict=True):
         probs = model.type_probabilities(emissions, batch["lengths"]).cpu()  # (B, T, C)
-        flat = g.masked_fill(g < 0, G).flatten()  # (B*T,)
-        sums.index_add_(0, flat, probs.flatten(0, 1))
-        counts.index_add_(0, flat, torch.ones(flat.shape))
-    q = sums / counts.clamp_min(1).unsqueeze(1)  # (G + 1, C) each group's mean
+        real_ids.append(g[g >= 0])  # (N,)
+        real_probs.append(probs[g >= 0])  # (N, C)
+    if not groups:  # no tokens at all
+        return scored
+    ids, probs = torch.cat(real_ids), torch.cat(real_probs)  # (N,), (N, C)
+    sums = probs.new_zeros(len(groups), probs.shape[1]).index_add_(0, ids, probs)  # (G, C)
+    q = sums / torch.bincount(ids, minlength=len(groups)).unsqueeze(1)  # (G, C) group means
+    _, column = tag_types(model.config.tags)
     out = []
     for (batch, emissions), g in zip(scored, group_ids, strict=True):
         bias = q[g.clamp_min(0)][..., column].to(emissions.device)  # (B, T, K)
