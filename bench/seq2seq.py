@@ -79,8 +79,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = Path(args.data)
     if not (data / "train.tsv").is_file():
-        for split, (path, n) in prepare_bible("en-bbe", "fr-lsg", data, max_len=25).items():
-            print(f"{split}: {path} ({n} pairs)")
+        for split, written in prepare_bible("en-bbe", "fr-lsg", data, max_len=25).items():
+            print(f"{split}: {written.describe()}")
     rows = [train_and_test(args.attention, args.attention, data, args),
             train_and_test("none", "none", data, args)]
     print(f"\ntest: {rows[0]['pairs']} pairs of {data}; {args.threads} thread(s), "

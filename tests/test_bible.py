@@ -49,7 +49,8 @@ def db(tmp_path):
 def test_prepare_splits_by_whole_books_and_cleans(db, tmp_path):
     out = tmp_path / "pairs"
     written = prepare_bible("en-bbe", "fr-lsg", out, db=db)
-    assert {split: n for split, (_, n) in written.items()} == {"train": 5, "valid": 2, "test": 2}
+    assert {split: w.counts["pairs"] for split, w in written.items()} == {
+        "train": 5, "valid": 2, "test": 2}
     train = read_pairs(out / "train.tsv")
     assert train[0].src == "Book 1 verse 1 in English." and train[0].tgt == "Livre 1, verset 1."
     assert all("Book 8 " not in p.src and "Book 32 " not in p.src for p in train)
@@ -61,8 +62,8 @@ def test_prepare_splits_by_whole_books_and_cleans(db, tmp_path):
 
 def test_max_len_filter_applies_to_every_split(db, tmp_path):
     written = prepare_bible("en-bbe", "fr-lsg", tmp_path / "short", max_len=10, db=db)
-    assert written["train"][1] == 4  # the 43-word verse is gone
-    assert written["valid"][1] == 2 and written["test"][1] == 2
+    assert written["train"].counts["pairs"] == 4  # the 43-word verse is gone
+    assert written["valid"].counts["pairs"] == 2 and written["test"].counts["pairs"] == 2
 
 
 def test_only_public_domain_translations(db):
@@ -115,7 +116,7 @@ def test_missing_package_is_a_one_line_error(monkeypatch, capsys):
 @pytest.mark.slow
 def test_real_bible_db_en_bbe_fr_lsg(tmp_path):
     written = prepare_bible("en-bbe", "fr-lsg", tmp_path)
-    assert {split: n for split, (_, n) in written.items()} == {
+    assert {split: w.counts["pairs"] for split, w in written.items()} == {
         "train": 30068, "valid": 189, "test": 826}
     first = read_pairs(tmp_path / "test.tsv")[0]
     assert first.src.startswith("And the word of the Lord came to Jonah")

@@ -1,4 +1,4 @@
-"""Tests for textrnn.data.collate: padding, lengths, masks and length buckets."""
+"""Tests for textrnn.collate: padding, lengths, masks and length buckets."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from textrnn.data.collate import bucket_batches, lengths_to_mask, pad_nested, pad_sequences
+from textrnn.collate import bucket_batches, lengths_to_mask, pad_nested, pad_sequences
 
 
 def test_pad_sequences_values_lengths_dtype() -> None:

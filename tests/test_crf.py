@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from textrnn.models.crf import CRF, FORBIDDEN, bio_allowed
+from textrnn.crf import CRF, FORBIDDEN, bio_allowed
 
 
 def brute_force(crf: CRF, emissions: torch.Tensor, n: int):

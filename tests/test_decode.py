@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from textrnn.data.collate import pad_sequences
+from textrnn.collate import pad_sequences
 from textrnn.decode import beam_search, greedy_search, length_limits, translate_batches
 from textrnn.models.seq2seq import Seq2Seq, Seq2SeqConfig
 

@@ -106,7 +106,8 @@ def test_prepare_reviews_from_a_csv(tmp_path):
     src.write_text("\n".join(rows) + "\n", encoding="utf-8")
     paths = prepare_reviews(tmp_path / "out", source=src)
     assert sorted(paths) == ["test", "train", "valid"]
-    splits = {name: read_labeled(path) for name, path in paths.items()}
+    splits = {name: read_labeled(w.path) for name, w in paths.items()}
+    assert sum(w.counts["texts"] for w in paths.values()) == 202
     everything = [e for examples in splits.values() for e in examples]
     assert len(everything) == 202
     assert {e.label for e in everything} == {"neg", "pos"}
@@ -147,9 +148,9 @@ def test_prepare_ratings_from_an_archive(tmp_path):
     assert len(rated) == 120 and {e.source for e, _ in rated} == set(stems.values())
     assert all(e.label == rating_class(r) for e, r in rated)
     paths = prepare_ratings(tmp_path / "out", archive=archive)
-    header = paths["train"].read_text().splitlines()[0]
+    header = paths["train"].path.read_text().splitlines()[0]
     assert header == "text,label,source,rating"
-    written = [e for p in paths.values() for e in read_labeled(p)]
+    written = [e for w in paths.values() for e in read_labeled(w.path)]
     assert sorted(written, key=str) == sorted((e for e, _ in rated), key=str)
 
 
@@ -175,7 +176,8 @@ needs_vader = pytest.mark.skipif(not sentiment.default_vader_archive().is_file()
 @needs_reviews
 def test_real_reviews_split(tmp_path):
     paths = prepare_reviews(tmp_path)
-    per_split = {name: Counter(e.source for e in read_labeled(p)) for name, p in paths.items()}
+    per_split = {name: Counter(e.source for e in read_labeled(w.path))
+                 for name, w in paths.items()}
     assert sum(c["imdb"] for c in per_split.values()) == 25000
     assert sum(c["rotten_tomatoes"] for c in per_split.values()) == 8530
     assert 2300 < per_split["test"]["imdb"] < 2700
@@ -184,7 +186,7 @@ def test_real_reviews_split(tmp_path):
 @needs_vader
 def test_real_ratings(tmp_path):
     paths = prepare_ratings(tmp_path)
-    examples = [e for p in paths.values() for e in read_labeled(p)]
+    examples = [e for w in paths.values() for e in read_labeled(w.path)]
     assert len(examples) == 23703
     assert Counter(e.source for e in examples) == {
         "movies": 10605, "nyt": 5190, "tweets": 4200, "amazon": 3708}

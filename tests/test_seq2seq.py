@@ -12,8 +12,8 @@ import torch
 from textrnn import checkpoint
 from textrnn.cli import build_parser, main
 from textrnn.data.bible import tokenize
-from textrnn.data.collate import pad_sequences
-from textrnn.models.attention import Attention
+from textrnn.collate import pad_sequences
+from textrnn.attention import Attention
 from textrnn.models.seq2seq import ATTENTIONS, Seq2Seq, Seq2SeqConfig
 from textrnn.tasks.seq2seq import Seq2SeqTask
 from textrnn.train import TrainConfig, fit

@@ -118,8 +118,9 @@ def test_missing_package_says_how_to_install(monkeypatch) -> None:
 def test_prepare_shakespeare_splits_by_play(tmp_path) -> None:
     paths = shakespeare.prepare_shakespeare(tmp_path)
     assert set(paths) == {"train", "valid", "test"}
-    texts = {split: path.read_text("utf-8") for split, path in paths.items()}
+    texts = {split: w.path.read_text("utf-8") for split, w in paths.items()}
     assert len(shakespeare.find_plays()) == 38
+    assert sum(w.counts["plays"] for w in paths.values()) == 38
     assert len(texts["train"]) > 10 * len(texts["valid"]) > 0
     assert texts["valid"].startswith("First Witch:\nWhen shall we three meet again\n")
     assert "When shall we three meet again" not in texts["train"]  # Macbeth is held out

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -39,8 +40,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from textrnn.device import eval_mode, model_device, to_device
 from textrnn.errors import CheckpointError
-from textrnn.models import MODELS
+from textrnn.models import MODELS, build
 from textrnn.vocab import Vocab
 
 FORMAT = 1
@@ -68,6 +70,16 @@ class Bundle:
     metrics: dict[str, float] = field(default_factory=dict)
     step: int = 0
     raw: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are."""
+        return model_device(self.model)
+
+    def evaluate(self, batches: Iterable[dict]) -> dict[str, float]:
+        """``model.evaluate`` over ``batches`` moved to the model's device, in eval mode."""
+        with eval_mode(self.model):
+            return self.model.evaluate(to_device(b, self.device) for b in batches)
 
 
 def rng_state() -> dict:
@@ -111,9 +123,7 @@ def _to_tuples(x):
 def save(
     path: str | PathLike[str],
     *,
-    task: str,
     model: nn.Module,
-    vocabs: dict[str, Vocab],
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any = None,
     step: int = 0,
@@ -131,9 +141,8 @@ def save(
 
     Args:
         path: the file to write; its directory must exist.
-        task: the registry key of ``model``'s class.
-        model: a registered model with a dataclass ``config``.
-        vocabs: name -> Vocab; stored as plain dicts.
+        model: a registered model (:class:`textrnn.models.TaskModel`): its ``task``,
+            ``config`` and ``vocabs`` (stored as plain dicts) go into the file.
         optimizer, scheduler: saved with ``state_dict()`` if given.
         step, epoch, batch_in_epoch: where training stands (``batch_in_epoch``
             batches of ``epoch`` are consumed).
@@ -146,9 +155,9 @@ def save(
     path = Path(path)
     payload = {
         "format": FORMAT,
-        "task": task,
+        "task": model.task,
         "model_config": asdict(model.config),
-        "vocabs": {name: vocab.to_dict() for name, vocab in vocabs.items()},
+        "vocabs": {name: vocab.to_dict() for name, vocab in model.vocabs.items()},
         "state_dict": model.state_dict(),
         "optimizer": None if optimizer is None else optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
@@ -174,12 +183,18 @@ def save(
     return path
 
 
-def read(path: str | PathLike[str], map_location: Any = "cpu") -> dict:
+def read(path: str | PathLike[str], map_location: Any = "cpu", task: str | None = None) -> dict:
     """Load and validate a checkpoint's dict without building the model (used to resume).
+
+    Args:
+        path: a file written by :func:`save`.
+        map_location: where tensors go.
+        task: if given, the task the file must be of (another task's file is refused).
 
     Raises:
         CheckpointError: ``"<path>: <reason>"`` if the file is missing, unreadable,
-            truncated, not a textrnn checkpoint, of a newer format or an unknown task.
+            truncated, not a textrnn checkpoint, of a newer format, an unknown task or
+            not of ``task``.
     """
     path = Path(path)
     if path.is_dir():
@@ -209,15 +224,19 @@ def read(path: str | PathLike[str], map_location: Any = "cpu") -> dict:
         raise CheckpointError(
             f"{path}: unknown task {raw['task']!r} (known: {', '.join(sorted(MODELS))})"
         )
+    if task is not None and raw["task"] != task:
+        raise CheckpointError(f"{path}: a {raw['task']!r} checkpoint, not a {task!r} one")
     return raw
 
 
-def load(path: str | PathLike[str], map_location: Any = "cpu") -> Bundle:
+def load(path: str | PathLike[str], map_location: Any = "cpu", task: str | None = None) -> Bundle:
     """Load a checkpoint and rebuild its model and vocabularies.
 
     Args:
         path: a file written by :func:`save`.
         map_location: where tensors go (``"cpu"``, ``"cuda"``, a ``torch.device``).
+        task: if given, the task the file must be of: ``load(p, task="tagger")`` refuses
+            a language model's checkpoint in one line.
 
     Returns:
         A :class:`Bundle` whose model is in eval mode, on ``map_location``.
@@ -225,13 +244,12 @@ def load(path: str | PathLike[str], map_location: Any = "cpu") -> Bundle:
     Raises:
         CheckpointError: with a one-line message naming ``path``.
     """
-    raw = read(path, map_location)
-    cls = MODELS[raw["task"]]
+    raw = read(path, map_location, task=task)
     try:
-        config = cls.config_class(**raw["model_config"])
-        model = cls(config)
-        model.load_state_dict(raw["state_dict"])
+        config = MODELS[raw["task"]].config_class(**raw["model_config"])
         vocabs = {name: Vocab.from_dict(d) for name, d in raw["vocabs"].items()}
+        model = build(raw["task"], config, vocabs)
+        model.load_state_dict(raw["state_dict"])
     except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as err:
         reason = " ".join(str(err).split())[:200] or type(err).__name__  # one line
         raise CheckpointError(

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from textrnn.data.collate import pad_sequences
+from textrnn.collate import pad_sequences
 
 
 @dataclass

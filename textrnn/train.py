@@ -23,26 +23,24 @@ that ran straight through.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from os import PathLike
 from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from torch import nn
 
 from textrnn import checkpoint
+from textrnn.device import resolve_device, to_device
 from textrnn.errors import CheckpointError, TextrnnError
 from textrnn.progress import Progress
+from textrnn.runlog import RunLog
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 SCHEDULES = ("none", "plateau", "linear")
@@ -52,31 +50,36 @@ SCHEDULES = ("none", "plateau", "linear")
 class TrainConfig:
     """Settings of :func:`fit`; stored in every checkpoint as ``train_config``."""
 
-    epochs: int = 10  # full passes over train_data
-    max_steps: int = 0  # stop after this many optimizer steps in total; 0 = no limit (smoke runs)
+    epochs: int = 10  # passes over the training data
+    max_steps: int = 0  # stop after this many steps in total; 0 = no limit (smoke runs)
     lr: float = 2e-3  # learning rate (Adam's default 1e-3 is slow for small RNNs)
-    optimizer: str = "adam"  # "adam", "adamw" or "sgd"
-    weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
-    grad_clip: float = 1.0  # clip the global gradient norm to this; 0 = off (RNNs need it)
-    eval_every: int = 0  # evaluate + checkpoint every N steps; 0 = at the end of each epoch
-    log_every: int = 100  # in log files (not a terminal), a progress line every N steps
-    seed: int = 1234  # seeds torch, random, numpy and CUDA
-    device: str = "auto"  # "auto" (CUDA if available), "cpu" or "cuda"
-    threads: int = 0  # CPU threads for torch, process-wide; 0 = torch's default (one per core)
-    amp: bool = True  # bf16 autocast on CUDA (no loss scaling needed); ignored on CPU
-    best_metric: str = "val_loss"  # the evaluate() key that decides best.pt
-    best_mode: str = "min"  # "min" or "max": which direction of best_metric is better
-    schedule: str = "none"  # "none", "plateau" (halve lr when best_metric stalls), "linear" (to 0)
-    max_minutes: float = 0.0  # stop after this much budget_clock time (evaluations count); 0 = none
-    budget_clock: str = "wall"  # "wall", or "cpu": this process's CPU time, fair on a busy machine
-    # Stop once best_metric reaches this value (e.g. 1.0 for val_acc); NaN = never. best.pt is
-    # final then, as a tie never replaces it: the same best.pt as the full run, sooner.
+    optimizer: str = "adam"  # optimizer (weight decay is decoupled for adamw)
+    weight_decay: float = 0.0  # L2 penalty
+    grad_clip: float = 1.0  # clip the gradient norm to this; 0 = off (RNNs need it)
+    eval_every: int = 0  # evaluate and checkpoint every N steps; 0 = at each epoch's end
+    log_every: int = 100  # progress line every N steps when not on a terminal
+    seed: int = 1234  # seed for weights, dropout and shuffling (torch, random, numpy, CUDA)
+    device: str = "auto"  # auto (CUDA when there is a GPU), cpu or cuda
+    threads: int = 0  # CPU threads; 0 = one per core. On a busy machine 1 can be much faster
+    amp: bool = True  # bf16 mixed precision on CUDA (no loss scaling needed); ignored on CPU
+    best_metric: str = ""  # the evaluate() key that decides best.pt; "" = the model's own
+    best_mode: str = ""  # "min" or "max": which direction of best_metric is better; "" = model's
+    # learning-rate schedule: plateau halves it when the metric stalls, linear decays it to 0
+    schedule: str = "none"
+    # stop training after this many minutes (evaluations count; the linear schedule decays
+    # over them); 0 = no limit
+    max_minutes: float = 0.0
+    # what --max-minutes counts: wall-clock time, or this process's CPU time (fair on a
+    # shared machine)
+    budget_clock: str = "wall"
+    # stop once the best-checkpoint metric reaches this value (e.g. 1.0 for accuracy);
+    # best.pt is the same as a full run's, as a tie never replaces it
     stop_at: float = math.nan
 
     def __post_init__(self) -> None:
         for name, allowed in (
             ("optimizer", tuple(OPTIMIZERS)),
-            ("best_mode", ("min", "max")),
+            ("best_mode", ("", "min", "max")),
             ("schedule", SCHEDULES),
             ("budget_clock", ("wall", "cpu")),
         ):
@@ -84,31 +87,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TextrnnError(f"device {name!r} requested, but CUDA is not available")
-    return torch.device(name)
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy and torch (CPU and every CUDA device)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def to_device(obj, device: torch.device):
-    """Move every tensor in a nested dict/list/tuple to ``device``; other values pass through."""
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device, non_blocking=True)
-    if isinstance(obj, dict):
-        return {key: to_device(value, device) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(to_device(value, device) for value in obj)
-    return obj
 
 
 class _Budget:
@@ -178,54 +161,24 @@ class _DeferredInterrupt:
             signal.signal(signal.SIGINT, self._old)
 
 
-def plot_curves(records: list[dict], path: Path) -> None:
-    """Draw train loss and each validation metric against step into a PNG (atomically)."""
-    keys = [k for k in records[0] if k.startswith("val_") and "loss" not in k]
-    width = 5.0 * (1 + len(keys))  # inches
-    fig = Figure(figsize=(width, 3.5))
-    # Fixed margins: a layout engine would cost more than the drawing itself.
-    fig.subplots_adjust(left=0.7 / width, right=1 - 0.2 / width, bottom=0.15, top=0.9, wspace=0.3)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 1 + len(keys), squeeze=False)[0]
-    steps = [r["step"] for r in records]
-
-    def values(key: str) -> list[float]:  # None (no train steps since the last eval) -> a gap
-        return [math.nan if r.get(key) is None else r[key] for r in records]
-
-    for name in ("train_loss", "val_loss"):
-        if name in records[0]:
-            axes[0].plot(steps, values(name), marker=".", label=name)
-    axes[0].legend()
-    for ax, key in zip(axes[1:], keys, strict=True):
-        ax.plot(steps, values(key), marker=".")
-        ax.set_title(key)
-    for ax in axes:
-        ax.set_xlabel("step")
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=80)
-    os.replace(tmp, path)
-
-
 def fit(
     model: nn.Module,
     train_data,
     val_data,
     cfg: TrainConfig,
     out_dir: str | PathLike[str],
-    task: str,
-    vocabs: dict,
+    *,
     resume: bool = False,
 ) -> dict:
     """Train ``model`` on ``train_data``, evaluating on ``val_data`` and checkpointing.
 
     Args:
-        model: a registered task model (see :mod:`textrnn.models`).
+        model: a registered task model (:class:`textrnn.models.TaskModel`); its ``task``,
+            ``config`` and ``vocabs`` go into the checkpoints.
         train_data: re-iterable of batches (dicts of tensors), optionally with ``set_epoch``.
         val_data: re-iterable of batches passed to ``model.evaluate``.
         cfg: the :class:`TrainConfig`.
         out_dir: created if needed; receives metrics, curves and checkpoints.
-        task: the registry key stored in checkpoints.
-        vocabs: name -> Vocab, stored in checkpoints.
         resume: continue from ``out_dir/last.pt`` instead of starting afresh.
 
     Returns:
@@ -235,6 +188,8 @@ def fit(
     Raises:
         KeyboardInterrupt: after saving ``last.pt``, when interrupted.
     """
+    cfg = replace(cfg, best_metric=cfg.best_metric or model.best_metric,
+                  best_mode=cfg.best_mode or model.best_mode)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
@@ -264,11 +219,11 @@ def fit(
     s = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "elapsed": 0.0,
          "budget_used": 0.0}
     last_metrics: dict = {}
-    if not resume:  # a fresh run in an old directory must not append to its metrics
-        (out / "metrics.jsonl").unlink(missing_ok=True)
-    else:
+    runlog = RunLog(out, resume=resume)
+    if resume:
         raw = checkpoint.read(out / "last.pt", map_location=device)
-        if raw["task"] != task or raw["vocabs"] != {k: v.to_dict() for k, v in vocabs.items()}:
+        vocabs = {name: vocab.to_dict() for name, vocab in model.vocabs.items()}
+        if raw["task"] != model.task or raw["vocabs"] != vocabs:
             raise CheckpointError(
                 f"{out / 'last.pt'}: its task or vocabulary differs from "
                 "this run's; resume with the same data and task"
@@ -286,9 +241,7 @@ def fit(
     def save(name: str, metrics: dict) -> None:
         checkpoint.save(
             out / name,
-            task=task,
             model=model,
-            vocabs=vocabs,
             optimizer=optimizer,
             scheduler=scheduler,
             step=s["step"],
@@ -318,10 +271,7 @@ def fit(
             "lr": optimizer.param_groups[0]["lr"],
         }
         losses, last_metrics = [], metrics
-        with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        with open(out / "metrics.jsonl", encoding="utf-8") as f:
-            plot_curves([json.loads(line) for line in f], out / "curves.png")
+        runlog.append(record)
         progress.write(f"step {s['step']} " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         # best.pt first: it must hold the model these metrics were measured on, and
         # on_evaluate may change it (MemN2N's linear start ends by switching a softmax on).

@@ -11,7 +11,7 @@ Named specials come first, so their ids are fixed::
     token: <pad>   <unk>   <bos>   <eos>   most frequent word ...
 
 ``<pad>`` is id 0 whenever the vocabulary has one; padding code
-(:mod:`textrnn.data.collate`) relies on that.
+(:mod:`textrnn.collate`) relies on that.
 
 A label vocabulary (bAbI answers, NER tags, sentiment classes) is the same
 class with ``specials=()`` (or ``("<pad>",)`` for padded tag sequences): then

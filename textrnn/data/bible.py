@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
+from textrnn.data.split import Written
 from textrnn.errors import DataError
 from textrnn.tokenize import word_tokenize
 
@@ -170,11 +171,11 @@ def read_translation(db: str | PathLike[str], name: str) -> list[tuple[int, int,
 
 
 def prepare_bible(src: str, tgt: str, out: str | PathLike[str], max_len: int | None = None,
-                  db: str | PathLike[str] | None = None) -> dict[str, tuple[Path, int]]:
+                  db: str | PathLike[str] | None = None) -> dict[str, Written]:
     """Write ``train.tsv``, ``valid.tsv`` and ``test.tsv`` of ``src<TAB>tgt`` pairs into ``out``.
 
     Returns:
-        split -> (path, number of pairs).
+        Split name -> the file written, with its number of pairs.
     """
     if src == tgt:
         raise DataError(f"source and target are the same translation ({src})")
@@ -186,7 +187,7 @@ def prepare_bible(src: str, tgt: str, out: str | PathLike[str], max_len: int | N
     for split, pairs in splits.items():
         path = out / f"{split}.tsv"
         path.write_text("".join(f"{p.src}\t{p.tgt}\n" for p in pairs), encoding="utf-8")
-        written[split] = (path, len(pairs))
+        written[split] = Written(path, {"pairs": len(pairs)})
     return written
 
 

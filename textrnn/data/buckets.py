@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
-from textrnn.data.collate import bucket_batches
+from textrnn.collate import bucket_batches, epoch_generator
 
 
 def token_budget_batches(
@@ -31,7 +31,7 @@ def token_budget_batches(
     generator: torch.Generator | None = None,
     bucket_size_multiplier: int = 50,
 ) -> list[list[int]]:
-    """Like :func:`~textrnn.data.collate.bucket_batches`, but a batch also holds at most
+    """Like :func:`~textrnn.collate.bucket_batches`, but a batch also holds at most
     ``max_tokens`` padded positions (rows x its longest length; a single longer row is
     still a batch of its own), so long texts come in smaller batches.
 
@@ -113,7 +113,7 @@ class BucketBatches:
     def batches(self) -> list[list[int]]:
         """This epoch's batches, as lists of example indices."""
         if self._plan is None:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            generator = epoch_generator(self.seed, self.epoch)
             args = (self.lengths, self.batch_size)
             if self.max_tokens is None:
                 self._plan = bucket_batches(*args, self.shuffle, generator,

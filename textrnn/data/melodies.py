@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
+from textrnn.data.split import Written
 from textrnn.data.text import read_text
 from textrnn.errors import DataError
 
@@ -331,7 +332,7 @@ def prepare_melodies(
     out_dir: str | PathLike[str],
     files: list[Path] | None = None,
     skipped: list[DataError] | None = None,
-) -> dict[str, tuple[Path, int]]:
+) -> dict[str, Written]:
     """Write ``train.txt``, ``valid.txt`` and ``test.txt`` of normalised tunes into ``out_dir``.
 
     Args:
@@ -341,7 +342,7 @@ def prepare_melodies(
             (the Essen files hold 6 such tunes among 8,514); otherwise the first one raises.
 
     Returns:
-        Split name -> (path of the written file, number of tunes in it).
+        Split name -> the file written, with its tunes and bytes.
     """
     tunes: list[Tune] = []
     for path in files if files is not None else find_corpus():
@@ -352,5 +353,5 @@ def prepare_melodies(
     for split, part in split_tunes(tunes).items():
         path = out / f"{split}.txt"
         path.write_text("\n".join(t.text for t in part), encoding="utf-8", newline="\n")
-        written[split] = (path, len(part))
+        written[split] = Written(path, {"tunes": len(part), "bytes": path.stat().st_size})
     return written

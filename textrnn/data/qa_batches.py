@@ -25,10 +25,9 @@ from itertools import chain
 
 import torch
 
+from textrnn.collate import IGNORE_INDEX, epoch_generator
 from textrnn.data.babi import QAExample
 from textrnn.vocab import Vocab
-
-IGNORE_INDEX = -100  # an answer the answer vocabulary lacks: ignored by the loss, counted wrong
 
 
 def build_vocabs(train_examples: Sequence[QAExample]) -> tuple[Vocab, Vocab]:
@@ -61,7 +60,7 @@ def _pad(rows: list[list[int]], pad_id: int = 0,
          min_len: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad id lists into ``(ids (N, T), lengths (N,))`` from one flat tensor.
 
-    :func:`~textrnn.data.collate.pad_sequences` makes a tensor per row, which
+    :func:`~textrnn.collate.pad_sequences` makes a tensor per row, which
     takes seconds for the 200k questions of 20 tasks x 10k.
     """
     lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)  # (N,)
@@ -188,7 +187,7 @@ class QABatches:
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         if self.shuffle:
             # One generator per (seed, epoch): the order never depends on global RNG state.
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            g = epoch_generator(self.seed, self.epoch)
             order = torch.randperm(self.num_examples, generator=g)  # (N,)
         else:
             order = torch.arange(self.num_examples)  # (N,)

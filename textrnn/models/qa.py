@@ -36,7 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from textrnn.data.qa_batches import IGNORE_INDEX
+from textrnn.attention import masked_softmax
+from textrnn.collate import IGNORE_INDEX
+from textrnn.device import eval_mode
 from textrnn.layers import LSTM
 
 
@@ -85,12 +87,6 @@ def position_encoding(lengths: Tensor, max_len: int, dim: int) -> Tensor:
     return l * (j <= lengths.unsqueeze(-1)).unsqueeze(-1)  # (..., W, d)
 
 
-def masked_softmax(scores: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
-    """Softmax over the True entries of ``mask``; masked entries (and all-masked rows) get 0."""
-    scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)  # exp() of it is exactly 0
-    return torch.softmax(scores, dim=dim) * mask  # the *mask zeroes rows with no real entry
-
-
 class QANet(nn.Module):
     """The task contract shared by every QA network: loss, predict, evaluate.
 
@@ -127,10 +123,8 @@ class QANet(nn.Module):
             start the memory is read without softmax; the weights shown are still
             the softmax of the scores.
         """
-        was_training = self.training
-        self.eval()
-        logits, attention = self(batch)  # (B, A), (B, K, S)
-        self.train(was_training)
+        with eval_mode(self):
+            logits, attention = self(batch)  # (B, A), (B, K, S)
         confidence, answer = torch.softmax(logits.float(), -1).max(-1)  # (B,), (B,)
         attention = attention.float().cpu()
         return [{"answer_id": int(answer[b]), "confidence": float(confidence[b]),
@@ -145,18 +139,16 @@ class QANet(nn.Module):
             ``val_loss`` (mean over known answers), ``val_acc``, and ``val_acc_task{N}``
             for every task id N > 0 present.
         """
-        was_training = self.training
-        self.eval()
-        loss_sum, known, correct, tasks = 0.0, 0, [], []
-        for batch in batches:
-            logits, _ = self(batch)  # (B, A)
-            answer = batch["answer"]  # (B,)
-            loss_sum += F.cross_entropy(logits.float(), answer, ignore_index=IGNORE_INDEX,
-                                        reduction="sum").item()
-            known += int((answer != IGNORE_INDEX).sum())
-            correct.append((logits.argmax(-1) == answer).cpu())
-            tasks.append(batch["task"].cpu())
-        self.train(was_training)
+        with eval_mode(self):
+            loss_sum, known, correct, tasks = 0.0, 0, [], []
+            for batch in batches:
+                logits, _ = self(batch)  # (B, A)
+                answer = batch["answer"]  # (B,)
+                loss_sum += F.cross_entropy(logits.float(), answer, ignore_index=IGNORE_INDEX,
+                                            reduction="sum").item()
+                known += int((answer != IGNORE_INDEX).sum())
+                correct.append((logits.argmax(-1) == answer).cpu())
+                tasks.append(batch["task"].cpu())
         correct_t = torch.cat(correct).float() if correct else torch.zeros(0)  # (N,)
         task_t = torch.cat(tasks) if tasks else torch.zeros(0, dtype=torch.long)  # (N,)
         metrics = {"val_loss": loss_sum / max(known, 1),
@@ -413,6 +405,8 @@ class QAModel(QANet):
     """
 
     config_class = QAConfig  # what checkpoint.load rebuilds the config with
+    task = "qa"  # its key in MODELS, stored in every checkpoint
+    best_metric, best_mode = "val_acc", "max"  # the evaluate() key that picks best.pt
 
     def __init__(self, config: QAConfig) -> None:
         super().__init__()

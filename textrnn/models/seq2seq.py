@@ -14,7 +14,7 @@ This is Luong et al. (2015)'s global attention without input feeding: the
 decoder runs first and attends afterwards, so in training the whole target
 goes through the fused recurrent kernel in one call and all T attention
 steps are two batched matmuls. ``attention`` picks the score (see
-:mod:`textrnn.models.attention`): Luong's ``dot`` and ``general``, or Bahdanau's
+:mod:`textrnn.attention`): Luong's ``dot`` and ``general``, or Bahdanau's
 ``additive`` score (Bahdanau et al. 2015), used in this same decoder so the
 variants differ only in the score. ``none`` is the plain encoder-decoder of
 Sutskever et al. (2014) and Cho et al. (2014) with the same layers and sizes:
@@ -41,12 +41,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from textrnn.data.collate import lengths_to_mask
+from textrnn.attention import SCORES, Attention
+from textrnn.collate import lengths_to_mask
 from textrnn.decode import greedy_search
-from textrnn.layers import GRU, LSTM
-from textrnn.models.attention import SCORES, Attention
+from textrnn.device import eval_mode
+from textrnn.layers import LAYERS
 
-LAYERS = {"gru": GRU, "lstm": LSTM}
+CELLS = ("gru", "lstm")  # of textrnn.layers.LAYERS: the decoder steps these two
 ATTENTIONS = ("none", *SCORES)
 PAD_ID = 0  # <pad> in every textrnn Vocab; padded target positions are left out of the loss
 
@@ -79,11 +80,13 @@ class Seq2Seq(nn.Module):
     """
 
     config_class = Seq2SeqConfig  # what checkpoint.load rebuilds the config with
+    task = "seq2seq"  # its key in MODELS, stored in every checkpoint
+    best_metric, best_mode = "val_loss", "min"  # the evaluate() key that picks best.pt
 
     def __init__(self, config: Seq2SeqConfig) -> None:
         super().__init__()
-        if config.cell not in LAYERS:
-            raise ValueError(f"cell must be one of {sorted(LAYERS)}, got {config.cell!r}")
+        if config.cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {config.cell!r}")
         if config.attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {config.attention!r}")
         self.config = config
@@ -220,18 +223,16 @@ class Seq2Seq(nn.Module):
         Returns:
             ``val_loss`` (nats per target token), ``val_ppl``, ``val_acc``.
         """
-        was_training = self.training
-        self.eval()
-        total, correct, tokens = 0.0, 0, 0
-        for batch in batches:
-            logits, _ = self(batch["src"], batch["src_lengths"], batch["tgt_in"])  # (B, T, V)
-            target = batch["tgt_out"]  # (B, T)
-            real = target != PAD_ID  # (B, T)
-            total += F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(),
-                                     ignore_index=PAD_ID, reduction="sum").item()
-            correct += ((logits.argmax(-1) == target) & real).sum().item()
-            tokens += real.sum().item()
-        self.train(was_training)
+        with eval_mode(self):
+            total, correct, tokens = 0.0, 0, 0
+            for batch in batches:
+                logits, _ = self(batch["src"], batch["src_lengths"], batch["tgt_in"])  # (B, T, V)
+                target = batch["tgt_out"]  # (B, T)
+                real = target != PAD_ID  # (B, T)
+                total += F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(),
+                                         ignore_index=PAD_ID, reduction="sum").item()
+                correct += ((logits.argmax(-1) == target) & real).sum().item()
+                tokens += real.sum().item()
         loss = total / max(tokens, 1)
         return {"val_loss": loss, "val_ppl": math.exp(min(loss, 50.0)),
                 "val_acc": correct / max(tokens, 1)}
@@ -242,11 +243,9 @@ class Seq2Seq(nn.Module):
 
         The defaults are the ids of a :class:`textrnn.vocab.Vocab` with the default specials.
         """
-        was_training = self.training
-        self.eval()
-        hyps = greedy_search(self, batch["src"], batch["src_lengths"], bos_id=bos_id,
-                             eos_id=eos_id, banned=(PAD_ID, bos_id))
-        self.train(was_training)
+        with eval_mode(self):
+            hyps = greedy_search(self, batch["src"], batch["src_lengths"], bos_id=bos_id,
+                                 eos_id=eos_id, banned=(PAD_ID, bos_id))
         return [h.tokens for h in hyps]
 
     def num_tokens(self, batch: dict) -> int:

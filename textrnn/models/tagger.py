@@ -6,7 +6,7 @@ character BiLSTM's two final states, so a word never seen in training still
 gets its shape and affixes ("-burg", a capital letter); a sentence-level
 BiLSTM reads that in both directions ("Teddy bear" vs "Teddy Roosevelt"), and
 a linear layer gives each token's tag scores, decoded tag by tag (softmax) or
-as a whole path by a CRF (:mod:`textrnn.models.crf`)::
+as a whole path by a CRF (:mod:`textrnn.crf`)::
 
     words (B, T) ── E_w ──────────────────────────┐
     chars (B, T, W) ── E_c ── char BiLSTM / CNN ──┼─ concat ─ dropout ─ BiLSTM ─ dropout
@@ -39,10 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from textrnn.data.collate import lengths_to_mask
+from textrnn.collate import lengths_to_mask
+from textrnn.crf import CRF, bio_allowed
 from textrnn.data.conll import CASINGS
+from textrnn.device import eval_mode
 from textrnn.layers import LSTM
-from textrnn.models.crf import CRF, bio_allowed
 
 CHAR_ENCODERS = ("lstm", "cnn", "none")
 CONTEXTS = ("sentence", "document")
@@ -167,6 +168,8 @@ class Tagger(nn.Module):
     """
 
     config_class = TaggerConfig
+    task = "tagger"  # its key in MODELS, stored in every checkpoint
+    best_metric, best_mode = "val_f1", "max"  # the evaluate() key that picks best.pt
 
     def __init__(self, config: TaggerConfig) -> None:
         super().__init__()
@@ -321,10 +324,8 @@ class Tagger(nn.Module):
         Returns:
             B lists, each as long as its sentence.
         """
-        was_training = self.training
-        self.eval()
-        emissions = self(batch)  # (B, T, K)
-        self.train(was_training)
+        with eval_mode(self):
+            emissions = self(batch)  # (B, T, K)
         return self._decode(emissions, batch["lengths"])
 
     @torch.no_grad()
@@ -335,23 +336,21 @@ class Tagger(nn.Module):
             ``val_loss`` (per sentence), ``val_f1``, ``val_precision``, ``val_recall``
             and ``val_acc`` (tokens), each a float; F1 etc. are fractions in [0, 1].
         """
-        was_training = self.training
-        self.eval()
-        names = self.config.tags
-        loss_sum, sentences, gold, predicted = 0.0, 0, [], []
-        for batch in batches:
-            emissions = self(batch)  # (B, T, K)
-            loss_sum += float(self._loss_sum(emissions, batch))
-            sentences += batch["lengths"].shape[0]
-            tags, lengths = batch["tags"].tolist(), batch["lengths"].tolist()
-            # A row may hold several sentences (document context); score them one by one,
-            # as CoNLL does, so that no entity runs across a sentence end.
-            splits = batch["splits"].tolist() if "splits" in batch else [[n] for n in lengths]
-            for row, path, n, sizes in zip(tags, self._decode(emissions, batch["lengths"]),
-                                           lengths, splits, strict=True):
-                gold += split_sizes([names[i] for i in row[:n]], sizes)
-                predicted += split_sizes([names[i] for i in path], sizes)
-        self.train(was_training)
+        with eval_mode(self):
+            names = self.config.tags
+            loss_sum, sentences, gold, predicted = 0.0, 0, [], []
+            for batch in batches:
+                emissions = self(batch)  # (B, T, K)
+                loss_sum += float(self._loss_sum(emissions, batch))
+                sentences += batch["lengths"].shape[0]
+                tags, lengths = batch["tags"].tolist(), batch["lengths"].tolist()
+                # A row may hold several sentences (document context); score them one by one,
+                # as CoNLL does, so that no entity runs across a sentence end.
+                splits = batch["splits"].tolist() if "splits" in batch else [[n] for n in lengths]
+                for row, path, n, sizes in zip(tags, self._decode(emissions, batch["lengths"]),
+                                               lengths, splits, strict=True):
+                    gold += split_sizes([names[i] for i in row[:n]], sizes)
+                    predicted += split_sizes([names[i] for i in path], sizes)
         report = entity_report(gold, predicted)
         tokens = sum(map(len, gold))
         correct = sum(g == p for gs, ps in zip(gold, predicted, strict=True)

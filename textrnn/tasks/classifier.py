@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from textrnn.checkpoint import Bundle, load
+from textrnn.collate import pad_sequences
 from textrnn.data.buckets import BucketBatches
-from textrnn.data.collate import pad_sequences
 from textrnn.data.sentiment import (
     LabeledText,
     default_vader_archive,

@@ -29,8 +29,8 @@ from sacrebleu.metrics import BLEU, CHRF
 
 from textrnn import checkpoint
 from textrnn.checkpoint import Bundle
+from textrnn.collate import bucket_batches, pad_sequences
 from textrnn.data.bible import TRANSLATIONS, detokenize, prepare_bible, read_pairs, tokenize
-from textrnn.data.collate import bucket_batches, pad_sequences
 from textrnn.decode import Hypothesis, translate_batches
 from textrnn.errors import DataError, TextrnnError
 from textrnn.models.seq2seq import ATTENTIONS, LAYERS, Seq2Seq, Seq2SeqConfig

@@ -27,7 +27,7 @@ import torch
 
 from textrnn import checkpoint
 from textrnn.checkpoint import Bundle
-from textrnn.data.collate import bucket_batches, pad_nested, pad_sequences
+from textrnn.collate import bucket_batches, pad_nested, pad_sequences
 from textrnn.data.conll import (
     TaggedSentence,
     bio_spans,
@@ -118,7 +118,7 @@ class TaggerBatches:
     ``units``), all long, padded with 0. A row is one sentence, or with
     ``config.context == "document"`` a document's sentences in a row
     (:func:`context_units`); ``batch_size`` counts rows. Rows of similar length
-    share a batch (:func:`~textrnn.data.collate.bucket_batches`), so little is padded.
+    share a batch (:func:`~textrnn.collate.bucket_batches`), so little is padded.
 
     Args:
         sentences: the sentences (tags may be absent: empty lists, for tagging).

@@ -20,6 +20,22 @@ from collections.abc import Sequence
 
 import torch
 
+IGNORE_INDEX = -100  # a target the loss skips (torch's cross_entropy default): unknown answers
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The one random stream that shuffles epoch ``epoch`` of a run seeded with ``seed``.
+
+    Every batcher draws its order from here, so no (seed, epoch) pair shares another's
+    order (``seed + epoch`` would make seed 1, epoch 0 shuffle like seed 0, epoch 1), and
+    the order never depends on the global RNG state.
+
+    >>> a, b = epoch_generator(1, 0), epoch_generator(0, 1)
+    >>> torch.equal(torch.randperm(10, generator=a), torch.randperm(10, generator=b))
+    False
+    """
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
 
 def _as_ids(seq: Sequence[int]) -> torch.Tensor:
     """One sequence of ids as a 1-D long tensor; rejects nested input."""

@@ -9,8 +9,8 @@ For decoder states (queries) ``h_t`` and encoder states (keys = values) ``h̄_s`
     a_t(s) = softmax_s(score(h_t, h̄_s))   over real source positions only
     c_t    = Σ_s a_t(s) h̄_s
 
-Padded source positions get a score of -inf before the softmax, so their weight
-is exactly 0 and a sentence's context does not depend on how much padding its
+Padded source positions get the lowest score before the softmax (:func:`masked_softmax`),
+so their weight is exactly 0 and a sentence's context does not depend on how much padding its
 batch has. The key projections (``W_a h̄_s``, ``U_a h̄_s``) depend only on the
 source, so :meth:`Attention.project_keys` computes them once per sentence and
 the decoder reuses them at every step.
@@ -26,6 +26,23 @@ import torch
 from torch import Tensor, nn
 
 SCORES = ("dot", "general", "additive")
+
+
+def masked_softmax(scores: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
+    """Softmax over the True entries of ``mask``; masked entries (and all-masked rows) get 0.
+
+    Args:
+        scores: (..., S) float.
+        mask: bool, broadcastable to ``scores``; True where an entry is real.
+
+    Returns:
+        Same shape as ``scores``; each row with a real entry sums to 1.
+
+    >>> masked_softmax(torch.tensor([[1.0, 1.0, 5.0]]), torch.tensor([[True, True, False]]))
+    tensor([[0.5000, 0.5000, 0.0000]])
+    """
+    scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)  # exp() of it is exactly 0
+    return torch.softmax(scores, dim=dim) * mask  # the *mask zeroes rows with no real entry
 
 
 class Attention(nn.Module):
@@ -98,6 +115,5 @@ class Attention(nn.Module):
             weights: (B, T, S), ``a_t(s)``; 0 at padded positions, rows sum to 1.
         """
         scores = self.scores(query, projected_keys)  # (B, T, S)
-        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))  # (B, T, S)
-        weights = torch.softmax(scores, dim=-1)  # (B, T, S)
+        weights = masked_softmax(scores, mask.unsqueeze(1))  # (B, T, S)
         return torch.bmm(weights, values), weights  # (B, T, H), (B, T, S)

