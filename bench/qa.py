@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 
 from textrnn.cli import main as textrnn
-from textrnn.tasks.qa import parse_tasks, task_files
+from textrnn.data.babi import task_files
+from textrnn.pipelines.qa import parse_tasks
 
 
 def run(argv: list[str]) -> str:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from textrnn.chat import Answerer
-from textrnn.data.babi_gen import write_generated
 from textrnn.serve import background_server, create_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -28,15 +27,9 @@ if not Path(CHROMIUM).is_file():
 
 
 @pytest.fixture(scope="module")
-def where_checkpoint(tmp_path_factory) -> str:
-    """A model that answers 'Where is X?' well: trained on 'where' questions only (~10 s)."""
-    from textrnn.cli import main
-
-    root = tmp_path_factory.mktemp("browser")
-    write_generated(root / "data", 3000, 200, seed=0, kinds=("where",))
-    assert main(["train", "qa", "--data", str(root / "data"), "--out", str(root / "run"),
-                 "--epochs", "3", "--threads", "1", "--seed", "0"]) == 0
-    return str(root / "run" / "best.pt")
+def where_checkpoint(qa_checkpoint) -> str:
+    """The suite's QA model: it answers 'Where is X?' well (trained on 'where' questions)."""
+    return str(qa_checkpoint)
 
 
 def test_chat_page_answers_where_is_mary(where_checkpoint):

@@ -12,17 +12,12 @@ from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 
 from textrnn.chat import Answerer  # noqa: E402
-from textrnn.cli import main  # noqa: E402
 from textrnn.serve import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fuzz")
-    data, run = str(root / "data"), str(root / "run")
-    main(["data", "generate", "--out", data, "--train", "600", "--test", "100"])
-    main(["train", "qa", "--data", data, "--out", run, "--max-steps", "10", "--threads", "1"])
-    return create_app(Answerer.from_checkpoint(f"{run}/best.pt"))
+def app(qa_checkpoint):
+    return create_app(Answerer.from_checkpoint(str(qa_checkpoint)))
 
 
 def test_no_server_errors(app):

@@ -12,21 +12,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from textrnn.chat import Answerer
-from textrnn.cli import main
 from textrnn.serve import background_server, create_app
 
 STORY = ["Mary moved to the bathroom.", "John went to the hallway."]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> str:
-    """A QA checkpoint trained for a few steps (its answers need not be right)."""
-    root = tmp_path_factory.mktemp("serve")
-    data, run = str(root / "data"), str(root / "run")
-    assert main(["data", "generate", "--out", data, "--train", "600", "--test", "100"]) == 0
-    assert main(["train", "qa", "--data", data, "--out", run, "--max-steps", "30",
-                 "--threads", "1"]) == 0
-    return f"{run}/best.pt"
+def checkpoint(qa_checkpoint) -> str:
+    """The suite's QA checkpoint (conftest.py)."""
+    return str(qa_checkpoint)
 
 
 @pytest.fixture

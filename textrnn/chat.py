@@ -31,6 +31,8 @@ import torch
 from textrnn import checkpoint
 from textrnn.data.babi import sentence_words
 from textrnn.data.qa_batches import encode_stories
+from textrnn.device import to_device
+from textrnn.errors import CheckpointError
 
 MAX_MESSAGE_CHARS = 1000  # longer chat messages are refused, not truncated
 EVIDENCE_MIN_WEIGHT = 0.1  # a sentence is evidence if it gets at least this much attention,
@@ -87,7 +89,7 @@ class Answerer:
 
     def __init__(self, bundle: checkpoint.Bundle) -> None:
         if bundle.task != "qa":
-            raise ValueError(f"a chatbot needs a 'qa' checkpoint, got task {bundle.task!r}")
+            raise CheckpointError(f"a chatbot needs a 'qa' checkpoint, got task {bundle.task!r}")
         self.bundle = bundle
         self.model = bundle.model.eval()
         self.words = bundle.vocabs["words"]
@@ -97,8 +99,9 @@ class Answerer:
 
     @classmethod
     def from_checkpoint(cls, path: str, device: str = "cpu") -> Answerer:
-        """Load ``path`` (see :func:`textrnn.checkpoint.load`) and wrap it."""
-        return cls(checkpoint.load(path, map_location=device))
+        """Load ``path`` (see :func:`textrnn.checkpoint.load`; another task's file is
+        refused in one line) and wrap it."""
+        return cls(checkpoint.load(path, map_location=device, task="qa"))
 
     def info(self) -> dict:
         """Task, vocabulary sizes, memory size and the checkpoint's metrics."""
@@ -131,8 +134,7 @@ class Answerer:
         story_words = [[_words(s) for s in story] for story in stories]
         question_words = [_words(q) for _, q in items]
         batch = encode_stories(story_words, question_words, self.words, self.memory_size)
-        device = next(self.model.parameters()).device
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = to_device(batch, self.bundle.device)
         with self._lock, torch.no_grad():
             predictions = self.model.predict(batch)
         results = []

@@ -16,32 +16,31 @@ Routes (the schema, with every length limit, is at ``/openapi.json``)::
     POST   /api/sessions/{id}/reset       forget the story
     DELETE /api/sessions/{id}             end the session
 
-Questions that arrive together share one forward pass: a :class:`MicroBatcher`
-collects them for a couple of milliseconds and calls ``Answerer.answer_batch``
-once, so throughput grows with the number of concurrent clients.
+Questions that arrive together share one forward pass: a
+:class:`textrnn.sessions.MicroBatcher` collects them for a couple of milliseconds
+and calls ``Answerer.answer_batch`` once, so throughput grows with the number of
+concurrent clients.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime,
 # and the request models are local to create_app (their bounds come from its limits).
-import asyncio
 import contextlib
 import gc
-import secrets
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from textrnn.chat import Answer, Answerer, ChatSession, Reply
+from textrnn.sessions import BatchedAnswerer, MicroBatcher, SessionNotFound, SessionStore
 
 INDEX_HTML = Path(__file__).parent / "static" / "index.html"
 SessionId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -135,147 +134,6 @@ def _request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
     return AnswerIn, MessageIn
 
 
-# ---- batching ------------------------------------------------------------------------------
-
-
-class MicroBatcher:
-    """Collects questions for up to ``max_wait_s`` (or ``max_batch`` of them), answers together.
-
-    One consumer task runs ``answer_batch`` in a worker thread, so the event loop keeps
-    accepting requests during a forward pass; those requests form the next batch.
-
-    Args:
-        answer_batch: ``[(story, question)] -> [Answer]``, e.g. ``Answerer.answer_batch``.
-        max_batch: most questions in one call.
-        max_wait_s: how long to wait for more once the first question has arrived.
-    """
-
-    def __init__(self, answer_batch: Callable[[list], list[Answer]], max_batch: int = 64,
-                 max_wait_s: float = 0.002) -> None:
-        self.answer_batch = answer_batch
-        self.max_batch = max_batch
-        self.max_wait_s = max_wait_s
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue | None = None
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        """Start the consumer on the running loop (again, if the loop changed)."""
-        loop = asyncio.get_running_loop()
-        if self.loop is loop and self._task is not None and not self._task.done():
-            return
-        self.loop, self._queue = loop, asyncio.Queue()
-        self._task = loop.create_task(self._run())
-
-    async def stop(self) -> None:
-        """Cancel the consumer (at shutdown)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def submit(self, story: Sequence[str], question: str) -> Answer:
-        """Queue one question and wait for its answer."""
-        self.start()
-        future = self.loop.create_future()
-        self._queue.put_nowait(((list(story), question), future))
-        return await future
-
-    async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            deadline = self.loop.time() + self.max_wait_s
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                    continue
-                except asyncio.QueueEmpty:
-                    pass
-                remaining = deadline - self.loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                except TimeoutError:
-                    break
-            try:
-                answers = await asyncio.to_thread(self.answer_batch, [item for item, _ in batch])
-            except Exception as error:  # every waiter hears about it; the loop goes on
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for (_, future), answer in zip(batch, answers, strict=True):
-                if not future.done():  # its client may have gone away
-                    future.set_result(answer)
-
-
-class _BatchedAnswerer:
-    """What a :class:`ChatSession` needs of an Answerer, answering through the batcher.
-
-    ``ChatSession.send`` runs in a worker thread; its one ``answer`` call hops back onto
-    the event loop so that session questions share forward passes with everyone else's.
-    """
-
-    def __init__(self, answerer: Answerer, batcher: MicroBatcher) -> None:
-        self.memory_size = answerer.memory_size
-        self.unknown = answerer.unknown
-        self._batcher = batcher
-
-    def answer(self, story: Sequence[str], question: str) -> Answer:
-        future = asyncio.run_coroutine_threadsafe(
-            self._batcher.submit(story, question), self._batcher.loop)
-        return future.result()
-
-
-# ---- sessions ------------------------------------------------------------------------------
-
-
-class SessionStore:
-    """Live chat sessions by id: least recently used evicted past ``max_sessions``,
-    idle ones expire after ``ttl_s``."""
-
-    def __init__(self, make: Callable[[], ChatSession], max_sessions: int, ttl_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.make, self.max_sessions, self.ttl_s, self.clock = make, max_sessions, ttl_s, clock
-        self._sessions: OrderedDict[str, tuple[ChatSession, float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._sessions)
-
-    def create(self) -> tuple[str, ChatSession]:
-        session_id, session = secrets.token_urlsafe(16), self.make()
-        now = self.clock()
-        with self._lock:
-            for old_id in [i for i, (_, used) in self._sessions.items() if now - used > self.ttl_s]:
-                del self._sessions[old_id]
-            self._sessions[session_id] = (session, now)
-            while len(self._sessions) > self.max_sessions:
-                self._sessions.popitem(last=False)
-        return session_id, session
-
-    def get(self, session_id: str) -> ChatSession:
-        """The session, marked as just used; 404 if unknown, evicted or expired."""
-        now = self.clock()
-        with self._lock:
-            if session_id not in self._sessions:
-                raise HTTPException(404, f"No session {session_id!r}: it never existed, was "
-                                         "deleted, or expired. Create one with POST /api/sessions.")
-            session, used = self._sessions.pop(session_id)
-            if now - used > self.ttl_s:
-                raise HTTPException(404, f"Session {session_id!r} expired after {self.ttl_s:g} s "
-                                         f"without use. Create a new one with POST /api/sessions.")
-            self._sessions[session_id] = (session, now)  # now the most recently used
-            return session
-
-    def delete(self, session_id: str) -> None:
-        self.get(session_id)
-        with self._lock:
-            self._sessions.pop(session_id, None)
-
-
 class _LimitBody:
     """ASGI middleware: 413 for a body declared larger than ``max_bytes``, before it is read.
 
@@ -302,7 +160,7 @@ def create_app(answerer: Answerer, **limits) -> FastAPI:
     """The web app over ``answerer``; ``limits`` are :class:`Limits` fields."""
     lim = Limits(**limits)
     batcher = MicroBatcher(answerer.answer_batch, lim.max_batch, lim.batch_wait_s)
-    batched = _BatchedAnswerer(answerer, batcher)
+    batched = BatchedAnswerer(answerer, batcher)
     store = SessionStore(lambda: ChatSession(batched, lim.max_message_chars),
                          lim.max_sessions, lim.session_ttl_s)
     info = answerer.info()
@@ -321,6 +179,10 @@ def create_app(answerer: Answerer, **limits) -> FastAPI:
     app.state.store, app.state.batcher, app.state.limits = store, batcher, lim
 
     app.add_middleware(_LimitBody, max_bytes=lim.max_body_bytes)
+
+    @app.exception_handler(SessionNotFound)
+    async def session_not_found(request: Request, error: SessionNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=404)
 
     def session_out(session_id: str, session: ChatSession) -> SessionOut:
         return SessionOut(id=session_id, story=list(session.story),
@@ -395,12 +257,9 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def run_server(checkpoint: str, host: str = "127.0.0.1", port: int = 8000,
-               device: str = "cpu", **limits) -> None:
-    """Load ``checkpoint`` and serve it until interrupted (``textrnn serve``)."""
-    app = create_app(Answerer.from_checkpoint(checkpoint, device=device), **limits)
+def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve ``app`` (from :func:`create_app`) until interrupted (``textrnn serve``)."""
     freeze_startup_heap()
-    print(f"textrnn chat on http://{host}:{port}/  (API schema: /docs)", flush=True)
     _uvicorn_server(app, host, port, "warning").run()
 
 

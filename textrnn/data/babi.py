@@ -20,6 +20,7 @@ the job of the vocabulary and collate step.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ from typing import Literal
 from textrnn.errors import DataError
 from textrnn.tokenize import word_tokenize
 
+log = logging.getLogger(__name__)
+
+GENERATED_PREFIX = "generated_qa_"  # textrnn data generate writes generated_qa_{split}.txt
+GENERATED_TASK = 0  # task id of generated stories and single files (no bAbI task number)
 SPLITS = ("train", "valid", "test")  # "valid" exists in bAbI's en-valid/ folders
 
 # "12 Mary moved to the bathroom." -> id "12", text "Mary moved to the bathroom."
@@ -265,3 +270,40 @@ def read_babi(path: str | Path) -> list[QAExample]:
     if not examples:
         raise DataError("no questions (lines with tab-separated answers) found", path=path)
     return examples
+
+
+def task_files(data: str | Path, tasks: list[int] | None, split: str) -> dict[int, Path]:
+    """Map task id -> the ``split`` file of each task under ``data``.
+
+    ``data`` names one of: a folder of bAbI task files (``.../en-10k`` or ``.../en``);
+    the ``tasks_1-20_v1-2`` folder itself (then ``en-10k`` is used); a folder of
+    generated stories (``textrnn data generate``; task :data:`GENERATED_TASK`); or a
+    single file in the bAbI format (``tasks`` is then ignored). ``tasks=None`` means
+    every task with a test file. bAbI v1.2's en-10k has no qa3 training file: it is
+    taken from the sibling ``en/`` folder (1k questions), and a note says so.
+
+    Raises:
+        DataError: a missing folder, file or task.
+    """
+    path = Path(data)
+    if not path.exists():
+        raise DataError("no such file or folder", path=data)
+    if path.is_file():
+        return {task_of_filename(path) or GENERATED_TASK: path}  # one file, one "task"
+    generated = path / f"{GENERATED_PREFIX}{split}.txt"
+    if generated.is_file():
+        return {GENERATED_TASK: generated}
+    if (path / "en-10k").is_dir():
+        path = path / "en-10k"
+    # "All tasks" means those with a test file: en-10k has qa3's test file but no train file.
+    wanted = tasks if tasks is not None else list(find_task_files(path, None, "test"))
+    found = find_task_files(path, None, split) if any(path.glob(f"qa*_{split}.txt")) else {}
+    missing = [t for t in wanted if t not in found]
+    sibling = path.parent / "en"
+    if missing and path.name == "en-10k" and sibling.is_dir():
+        found.update(find_task_files(sibling, missing, split))
+        log.info("%s has no %s file for task(s) %s; using %s's", path, split, missing, sibling)
+    still_missing = [t for t in wanted if t not in found]
+    if still_missing:
+        find_task_files(path, still_missing, split)  # raises a DataError naming the task
+    return {t: found[t] for t in wanted}

@@ -25,6 +25,8 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
+from textrnn.data.babi import GENERATED_PREFIX
+
 PEOPLE = ("Mary", "John", "Daniel", "Sandra")
 PLACES = ("bathroom", "hallway", "garden", "office", "bedroom", "kitchen")
 OBJECTS = ("football", "apple", "milk")
@@ -194,8 +196,8 @@ def write_generated(
     dir = Path(dir)
     dir.mkdir(parents=True, exist_ok=True)
     paths = {
-        "train": dir / "generated_qa_train.txt",
-        "test": dir / "generated_qa_test.txt",
+        "train": dir / f"{GENERATED_PREFIX}train.txt",
+        "test": dir / f"{GENERATED_PREFIX}test.txt",
         "readme": dir / "README.txt",
     }
     for split, count, split_seed in (("train", num_train, seed), ("test", num_test, seed + 1)):

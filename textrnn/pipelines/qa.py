@@ -1,0 +1,165 @@
+"""Question answering on bAbI-format stories (the chatbot), as typed Python.
+
+::
+
+    from textrnn import checkpoint
+    from textrnn.pipelines import qa
+    from textrnn.train import TrainConfig, fit
+
+    run = qa.build("data/generated", hops=3)                  # data, vocabularies, model
+    fit(run.model, run.train_data, run.val_data, TrainConfig(epochs=20, lr=0.005), "runs/qa")
+    bundle = checkpoint.load("runs/qa/best.pt", task="qa")
+    qa.evaluate(bundle, "data/generated")["mean_accuracy"]
+    qa.answer(bundle, ["Mary moved to the bathroom."], "Where is Mary?").answer  # 'bathroom'
+
+``data`` is any of what :func:`textrnn.data.babi.task_files` reads: a bAbI folder
+(with ``tasks=[1, 6]`` or every task), a folder of generated stories, or one file.
+The last 10% of each training file is held out for validation (contiguous, so at
+most one story is split); test files are only read by :func:`evaluate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from textrnn import models
+from textrnn.chat import Answer, Answerer
+from textrnn.checkpoint import Bundle
+from textrnn.data.babi import GENERATED_TASK, QAExample, read_babi, task_files
+from textrnn.data.qa_batches import QABatches, build_vocabs
+from textrnn.data.split import holdout
+from textrnn.models.qa import QAConfig
+from textrnn.pipelines import Run
+
+FAIL_ERROR = 0.05  # bAbI convention: a task is failed when its test error exceeds 5%
+EVAL_BATCH_SIZE = 256  # validation batches: no gradients, so larger is cheaper
+# QAConfig fields that build() fills in from the data, not from the caller.
+DERIVED = ("vocab_size", "num_answers", "tasks")
+
+
+def parse_tasks(text: str) -> list[int] | None:
+    """``"1,6"`` -> [1, 6]; ``"all"`` -> None (every task found).
+
+    Raises:
+        ValueError: for anything else, or a number outside 1-20.
+
+    >>> parse_tasks("1, 6,20"), parse_tasks("all")
+    ([1, 6, 20], None)
+    """
+    if text.strip().lower() == "all":
+        return None
+    try:
+        tasks = sorted({int(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        raise ValueError(f"expected task numbers like 1,6 or 'all', got {text!r}") from None
+    if not tasks or any(not 1 <= t <= 20 for t in tasks):
+        raise ValueError(f"bAbI tasks are numbered 1-20, got {text!r}")
+    return tasks
+
+
+def read_tasks(files: dict[int, Path]) -> dict[int, list[QAExample]]:
+    """Read each task's file. Generated files carry no task number (``task=None``),
+    which the batches encode as 0, the :data:`GENERATED_TASK` they are filed under."""
+    return {task: read_babi(path) for task, path in files.items()}
+
+
+def build(
+    data: str | Path,
+    *,
+    tasks: list[int] | None = None,
+    batch_size: int = 32,
+    seed: int = 1234,
+    **settings: Any,
+) -> Run:
+    """Read the training files, hold out validation, build the vocabularies and the model.
+
+    Args:
+        data: a bAbI folder, a folder of generated stories, or one bAbI-format file.
+        tasks: bAbI task numbers to train on jointly; None = every task found.
+        batch_size: training questions per batch.
+        seed: the initial weights and the shuffling depend on it only.
+        **settings: :class:`~textrnn.models.qa.QAConfig` fields (``arch``, ``hops``,
+            ``embedding_size``, ...); the sizes of the vocabularies come from the data.
+
+    Returns:
+        The model (carrying ``{"words", "answers"}`` vocabularies) and its batches.
+
+    Raises:
+        DataError: a missing or malformed file, or too few questions to hold some out.
+        TypeError: a setting that is not a QAConfig field.
+    """
+    unknown = set(settings) - {f.name for f in fields(QAConfig)} | (set(settings) & set(DERIVED))
+    if unknown:
+        raise TypeError(f"not a QAConfig setting: {', '.join(sorted(unknown))}")
+    per_task = read_tasks(task_files(data, tasks, "train"))
+    train, valid = [], []
+    for examples in per_task.values():
+        task_train, task_valid = holdout(examples, data, what="questions")
+        train += task_train
+        valid += task_valid
+    words, answers = build_vocabs(train)
+    config = QAConfig(vocab_size=len(words), num_answers=len(answers), tasks=sorted(per_task),
+                      **settings)
+    torch.manual_seed(seed)  # the initial weights depend on the seed only
+    model = models.build("qa", config, {"words": words, "answers": answers})
+    train_data = QABatches(train, words, answers, batch_size=batch_size, shuffle=True,
+                           seed=seed, memory_size=config.memory_size)
+    val_data = QABatches(valid, words, answers, batch_size=EVAL_BATCH_SIZE, shuffle=False,
+                         memory_size=config.memory_size)
+    return Run(model, train_data, val_data)
+
+
+def evaluate(
+    bundle: Bundle, data: str | Path, *, tasks: list[int] | None = None, batch_size: int = 32,
+) -> dict:
+    """Per-task test accuracy of a QA checkpoint on the test files under ``data``.
+
+    Args:
+        bundle: a loaded ``qa`` checkpoint.
+        data: as for :func:`build`; its test files are read.
+        tasks: tasks to test; None = those the model was trained on.
+        batch_size: questions per forward pass.
+
+    Returns:
+        ``{"tasks": {task: {"accuracy", "error", "questions", "failed"}}, "mean_accuracy",
+        "mean_error", "failed": [task, ...], "questions", "data"}``; task keys are strings
+        (``"0"`` for generated stories), a task fails above :data:`FAIL_ERROR` error.
+    """
+    tasks = tasks if tasks is not None else list(bundle.config.tasks) or None
+    if tasks == [GENERATED_TASK]:
+        tasks = None
+    per_task = read_tasks(task_files(data, tasks, "test"))
+    examples = [e for ex in per_task.values() for e in ex]
+    batches = QABatches(examples, bundle.vocabs["words"], bundle.vocabs["answers"],
+                        batch_size=batch_size, shuffle=False,
+                        memory_size=bundle.config.memory_size)
+    metrics = bundle.evaluate(batches)
+    results = {}
+    for task, ex in per_task.items():
+        acc = metrics.get(f"val_acc_task{task}", metrics["val_acc"])
+        results[str(task)] = {"accuracy": acc, "error": 1 - acc, "questions": len(ex),
+                              "failed": 1 - acc > FAIL_ERROR}
+    errors = [r["error"] for r in results.values()]
+    return {
+        "tasks": results,
+        "mean_accuracy": 1 - sum(errors) / len(errors),
+        "mean_error": sum(errors) / len(errors),
+        "failed": [t for t, r in results.items() if r["failed"]],
+        "questions": len(examples),
+        "data": str(data),
+    }
+
+
+def answer(bundle: Bundle, story: Sequence[str], question: str) -> Answer:
+    """Answer one question about a story (a list of sentences) with a QA checkpoint:
+    the answer, the model's confidence and the sentences it read it from.
+
+    For many questions, keep an :class:`~textrnn.chat.Answerer` (``textrnn.load``
+    returns one) and call ``answer_batch``.
+    """
+    return Answerer(bundle).answer(story, question)
