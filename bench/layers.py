@@ -20,7 +20,11 @@ the next variant so that no variant always runs first. Tokens/s are medians over
 the rounds; each ratio is the median of its per-round ratios, so a slow spell of
 the machine (other processes, frequency) that hits one round cancels out of it.
 
+``--ragged`` and ``--segment-overhead`` set the layers' arguments of the same
+names (textrnn/ragged.py), to time one ragged path or re-measure SEGMENT_COST.
+
 Usage:  python bench/layers.py [--quick] [--device cpu|cuda] [--repeats N]
+                               [--ragged auto|rows|segments|one-call] [--segment-overhead X]
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from textrnn.layers import GRU, LSTM, RNN
+from textrnn.ragged import RAGGED_PATHS
 
 KINDS = {"LSTM": (LSTM, nn.LSTM), "GRU": (GRU, nn.GRU), "RNN": (RNN, nn.RNN)}
 SIZES = [(32, 50, 128), (64, 100, 256), (64, 100, 512)]  # (batch, seq_len, hidden)
@@ -90,12 +95,14 @@ def step(module, x, lengths=None, packed=False):
     return out, state
 
 
-def bench_one(kind, batch, seq_len, hidden, device, repeats, num_layers, bidirectional):
+def bench_one(kind, batch, seq_len, hidden, device, repeats, num_layers, bidirectional,
+              ragged="auto", segment_overhead=None):
     ours_cls, torch_cls = KINDS[kind]
     torch.manual_seed(0)
     ref = torch_cls(hidden, hidden, num_layers, batch_first=True,
                     bidirectional=bidirectional).to(device)
-    fused = ours_cls(hidden, hidden, num_layers, bidirectional=bidirectional).to(device)
+    fused = ours_cls(hidden, hidden, num_layers, bidirectional=bidirectional, ragged=ragged,
+                     segment_overhead=segment_overhead).to(device)
     cells = ours_cls(hidden, hidden, num_layers, bidirectional=bidirectional,
                      impl="cells").to(device)
     fused.load_state_dict(ref.state_dict())
@@ -149,11 +156,15 @@ def main(argv=None):
     p.add_argument("--num-layers", type=int, default=1)
     p.add_argument("--bidirectional", action="store_true")
     p.add_argument("--kinds", default="LSTM,GRU,RNN")
+    p.add_argument("--ragged", default="auto", choices=RAGGED_PATHS,
+                   help="the ragged path of ours (the LSTM has no 'rows')")
+    p.add_argument("--segment-overhead", type=float, default=None,
+                   help="price of one more time segment in row-steps (default: from SEGMENT_COST)")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     sizes = QUICK_SIZES if args.quick else SIZES
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
-          f"layers={args.num_layers} bidirectional={args.bidirectional}")
+          f"layers={args.num_layers} bidirectional={args.bidirectional} ragged={args.ragged}")
     print(f"{'kind':5} {'B':>3} {'T':>4} {'H':>4} | {'torch tok/s':>11} {'fused':>6} "
           f"{'cells':>6} | {'packed tok/s':>12} {'fused ragged':>12} {'speed-up':>8} "
           f"{'vs padded':>9}")
@@ -161,7 +172,7 @@ def main(argv=None):
     for kind in args.kinds.split(","):
         for batch, seq_len, hidden in sizes:
             r = bench_one(kind, batch, seq_len, hidden, device, args.repeats,
-                          args.num_layers, args.bidirectional)
+                          args.num_layers, args.bidirectional, args.ragged, args.segment_overhead)
             eq, rg = r["fused_vs_torch"], r["ragged_vs_packed"]
             worst_equal, worst_ragged = min(worst_equal, eq), min(worst_ragged, rg)
             print(f"{kind:5} {batch:>3} {seq_len:>4} {hidden:>4} | {r['torch']:>11,.0f} "

@@ -42,11 +42,9 @@ def make(kind, num_layers, bidirectional, impl, seed=0):
     impl, ragged, overhead = IMPLS[impl]
     torch.manual_seed(seed)
     ref = torch_cls(I, H, num_layers, batch_first=True, bidirectional=bidirectional, **kw).double()
-    ours = ours_cls(I, H, num_layers, bidirectional=bidirectional, impl=impl, **kw).double()
+    ours = ours_cls(I, H, num_layers, bidirectional=bidirectional, impl=impl, ragged=ragged,
+                    segment_overhead=overhead, **kw).double()
     ours.load_state_dict(ref.state_dict())
-    ours.ragged = ragged
-    if overhead is not None:
-        ours.segment_overhead = overhead
     return ours, ref
 
 
@@ -209,12 +207,43 @@ def test_bad_arguments_are_clear_errors():
         layer(torch.randn(B, T, I), state=torch.zeros(1, B, H))
     with pytest.raises(ValueError, match="impl"):
         GRU(I, H, impl="cuda")
-    layer.ragged = "rows"  # the LSTM has no rows path
+    with pytest.raises(ValueError, match="GRU and RNN"):
+        LSTM(I, H, ragged="rows")  # the LSTM has no rows path
+    with pytest.raises(ValueError, match="ragged must be one of"):
+        GRU(I, H, ragged="packed")
+    # The settings are attributes too, read at every call.
+    layer.ragged = "rows"
     with pytest.raises(ValueError, match="GRU and RNN"):
         layer(torch.randn(B, T, I), RAGGED)
     layer.ragged = "packed"
     with pytest.raises(ValueError, match="ragged must be one of"):
         layer(torch.randn(B, T, I), RAGGED)
+
+
+def test_ragged_settings_set_later_take_effect(monkeypatch):
+    """``layer.ragged`` / ``layer.segment_overhead`` set after construction pick the path."""
+    import textrnn.ragged as ragged_mod
+
+    calls = []
+
+    def spy(name, real):
+        def run(*args, **kwargs):
+            calls.append(name)
+            return real(*args, **kwargs)
+        return run
+
+    for name in ("_rows_direction", "_fused_segments", "_fused_direction"):
+        monkeypatch.setattr(ragged_mod, name, spy(name, getattr(ragged_mod, name)))
+    gru, ref = make("gru", 1, False, "fused")
+    x = torch.randn(B, T, I, dtype=torch.float64)
+    want, _ = torch_run(ref, x, RAGGED, None)
+    for ragged, overhead, path in [("auto", None, "_rows_direction"),
+                                   ("segments", 0.0, "_fused_segments"),
+                                   ("one-call", None, "_fused_direction")]:
+        gru.ragged, gru.segment_overhead = ragged, overhead
+        calls.clear()
+        out, _ = gru(x, RAGGED)
+        assert set(calls) == {path} and max_diff(out, want) <= TOL
 
 
 def test_unsupported_fused_configuration_warns_once_and_runs_cells(monkeypatch):
