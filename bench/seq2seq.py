@@ -26,7 +26,7 @@ import torch
 from textrnn import checkpoint
 from textrnn.cli import main as textrnn_main
 from textrnn.data.bible import prepare_bible
-from textrnn.tasks import TASKS
+from textrnn.pipelines import seq2seq
 
 
 def train_and_test(name: str, attention: str, data: Path, args: argparse.Namespace) -> dict:
@@ -40,12 +40,11 @@ def train_and_test(name: str, attention: str, data: Path, args: argparse.Namespa
     if textrnn_main(argv) != 0:
         raise SystemExit(f"training {name} failed")
     cpu, wall = time.process_time() - cpu, time.monotonic() - wall
-    bundle = checkpoint.load(out / "best.pt")
+    bundle = checkpoint.load(out / "best.pt", task="seq2seq")
     text = (out / "metrics.jsonl").read_text(encoding="utf-8")
     records = [json.loads(line) for line in text.splitlines()]
-    ns = argparse.Namespace(data=str(data / "test.tsv"), batch_size=32, beam=args.beam,
-                            length_penalty=1.0, max_output_len=0, limit=0)
-    results = TASKS["seq2seq"].evaluate(bundle, ns)
+    results = seq2seq.evaluate(bundle, data / "test.tsv", beam_size=args.beam, batch_size=32,
+                               progress=True)
     return {
         "name": name, "attention": attention,
         "parameters": sum(p.numel() for p in bundle.model.parameters()),

@@ -1,4 +1,4 @@
-"""Bible verse pairs: alignment, book-level splits, clean-up, the TSV reader and `data bible`."""
+"""Bible verse pairs: alignment, book-level splits, clean-up, `data bible`; the pair reader."""
 
 from __future__ import annotations
 
@@ -8,15 +8,8 @@ import pytest
 
 from textrnn.cli import main
 from textrnn.data import bible
-from textrnn.data.bible import (
-    TEST_BOOKS,
-    VALID_BOOKS,
-    detokenize,
-    prepare_bible,
-    read_pairs,
-    read_translation,
-    tokenize,
-)
+from textrnn.data.bible import TEST_BOOKS, VALID_BOOKS, prepare_bible, read_translation
+from textrnn.data.pairs import detokenize, read_pairs, tokenize
 from textrnn.errors import DataError
 
 

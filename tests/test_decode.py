@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 
+from textrnn import models
 from textrnn.collate import pad_sequences
 from textrnn.decode import beam_search, greedy_search, length_limits, translate_batches
 from textrnn.models.seq2seq import Seq2Seq, Seq2SeqConfig
@@ -19,7 +20,7 @@ def tiny_model(attention: str, tgt_vocab_size: int, seed: int = 0, cell: str = "
     torch.manual_seed(seed)
     config = Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=tgt_vocab_size, attention=attention,
                            cell=cell, embedding_size=8, hidden_size=16, dropout=0.0)
-    model = Seq2Seq(config).eval()
+    model = models.build("seq2seq", config, {}).eval()
     with torch.no_grad():  # sharper distributions than the default init, so searches differ
         model.out.weight.mul_(4.0)
     return model

@@ -1,4 +1,4 @@
-"""Attention, the seq2seq model and its commands: train seq2seq, eval, translate."""
+"""The seq2seq model, its pipeline and its commands: train seq2seq, eval, translate."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import random
 import pytest
 import torch
 
-from textrnn import checkpoint
-from textrnn.cli import build_parser, main
-from textrnn.data.bible import tokenize
+from textrnn import checkpoint, models
+from textrnn.cli import build_parser, flags, main
 from textrnn.collate import pad_sequences
-from textrnn.attention import Attention
-from textrnn.models.seq2seq import ATTENTIONS, Seq2Seq, Seq2SeqConfig
-from textrnn.tasks.seq2seq import Seq2SeqTask
+from textrnn.data.pairs import tokenize
+from textrnn.errors import TextrnnError
+from textrnn.models.seq2seq import ATTENTIONS, Seq2SeqConfig
+from textrnn.pipelines import seq2seq
 from textrnn.train import TrainConfig, fit
 
 WORDS = "zero one two three four five six seven eight nine".split()
@@ -35,49 +35,14 @@ def write_pairs(path, n, seed, reverse=True, min_len=2, max_len=7):
     return path
 
 
-# --- attention --------------------------------------------------------------------------
-@pytest.mark.parametrize("score", ["dot", "general", "additive"])
-def test_attention_masks_padding_and_averages_values(score):
-    torch.manual_seed(0)
-    att = Attention(score, 6)
-    query, keys = torch.randn(2, 3, 6), torch.randn(2, 5, 6)  # (B, T, H), (B, S, H)
-    mask = torch.tensor([[True] * 5, [True, True, False, False, False]])  # (B, S)
-    context, weights = att(query, att.project_keys(keys), keys, mask)
-    assert weights.shape == (2, 3, 5) and context.shape == (2, 3, 6)
-    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3))
-    assert torch.all(weights[1, :, 2:] == 0)
-    torch.testing.assert_close(context, weights @ keys)
-    # Padding is invisible: the short row alone gives the same numbers.
-    alone, w_alone = att(query[1:], att.project_keys(keys[1:, :2]), keys[1:, :2], mask[1:, :2])
-    torch.testing.assert_close(alone, context[1:])
-    torch.testing.assert_close(w_alone, weights[1:, :, :2])
-
-
-def test_attention_scores_follow_their_equations():
-    torch.manual_seed(1)
-    h_t, h_s = torch.randn(1, 1, 4), torch.randn(1, 3, 4)  # one query, three keys
-    dot = Attention("dot", 4)
-    torch.testing.assert_close(dot.scores(h_t, dot.project_keys(h_s))[0, 0], h_s[0] @ h_t[0, 0])
-    gen = Attention("general", 4)
-    W = gen.W_a.weight  # (H, H)
-    torch.testing.assert_close(gen.scores(h_t, gen.project_keys(h_s))[0, 0],
-                               (h_s[0] @ W.T) @ h_t[0, 0])
-    add = Attention("additive", 4, attention_size=5)
-    manual = torch.stack([add.v_a(torch.tanh(add.W_a(h_t[0, 0]) + add.U_a(h_s[0, s])))[0]
-                          for s in range(3)])
-    torch.testing.assert_close(add.scores(h_t, add.project_keys(h_s))[0, 0], manual)
-    with pytest.raises(ValueError, match="score must be one of"):
-        Attention("cosine", 4)
-
-
 # --- the model --------------------------------------------------------------------------
 @pytest.mark.parametrize("attention", ATTENTIONS)
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_stepwise_decoding_matches_teacher_forcing(attention, cell):
     torch.manual_seed(2)
-    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=15, tgt_vocab_size=11, attention=attention,
-                                  cell=cell, embedding_size=8, hidden_size=12,
-                                  num_layers=2)).eval()
+    config = Seq2SeqConfig(src_vocab_size=15, tgt_vocab_size=11, attention=attention,
+                           cell=cell, embedding_size=8, hidden_size=12, num_layers=2)
+    model = models.build("seq2seq", config, {}).eval()
     src, lengths = pad_sequences([[4, 5, 6, 7], [8, 9]])  # (2, 4)
     tgt_in = torch.tensor([[2, 4, 5, 6], [2, 7, 8, 0]])  # (2, 4)
     with torch.no_grad():
@@ -96,21 +61,90 @@ def test_stepwise_decoding_matches_teacher_forcing(attention, cell):
 
 def test_train_save_load_same_predictions(tmp_path):
     data = write_pairs(tmp_path / "train.tsv", 200, seed=0)
-    args = build_parser().parse_args(
-        ["train", "seq2seq", "--data", str(data), "--out", str(tmp_path / "run"),
-         "--hidden-size", "32", "--embedding-size", "16", "--batch-size", "16", "--min-count",
-         "1", "--dropout", "0"])
-    model, vocabs, train_data, val_data = Seq2SeqTask().build(args)
+    run = seq2seq.build(data, hidden_size=32, embedding_size=16, batch_size=16, min_count=1,
+                        dropout=0.0)
+    model, vocabs = run.model, run.model.vocabs
     assert len(vocabs["source"]) == 4 + 11 and len(vocabs["target"]) == 4 + 11
-    before = model.evaluate(val_data)["val_loss"]
+    before = model.evaluate(run.val_data)["val_loss"]
     cfg = TrainConfig(max_steps=30, eval_every=30, threads=1, lr=1e-2, device="cpu")
-    fit(model, train_data, val_data, cfg, tmp_path / "run", "seq2seq", vocabs)
-    after = model.evaluate(val_data)["val_loss"]
+    fit(model, run.train_data, run.val_data, cfg, tmp_path / "run")
+    after = model.evaluate(run.val_data)["val_loss"]
     assert after < before - 0.5
-    bundle = checkpoint.load(tmp_path / "run" / "last.pt")
-    batch = next(iter(val_data))
+    bundle = checkpoint.load(tmp_path / "run" / "last.pt", task="seq2seq")
+    batch = next(iter(run.val_data))
     assert bundle.model.predict(batch) == model.eval().predict(batch)
-    assert bundle.config == model.config
+    assert bundle.config == model.config and bundle.vocabs == vocabs
+
+
+# --- the pipeline -----------------------------------------------------------------------
+def test_validation_pairs_come_from_valid_file_sibling_or_holdout(tmp_path):
+    write_pairs(tmp_path / "train.tsv", 100, seed=0)
+    write_pairs(tmp_path / "valid.tsv", 7, seed=1)
+    write_pairs(tmp_path / "other.tsv", 3, seed=2)
+    sizes = {"hidden_size": 8, "embedding_size": 4}
+    beside = seq2seq.build(tmp_path / "train.tsv", **sizes)
+    assert len(beside.val_data.pairs) == 7 and len(beside.train_data.pairs) == 100
+    named = seq2seq.build(tmp_path / "train.tsv", valid=tmp_path / "other.tsv", **sizes)
+    assert len(named.val_data.pairs) == 3
+    (tmp_path / "pairs.tsv").write_bytes((tmp_path / "train.tsv").read_bytes())
+    held = seq2seq.build(tmp_path / "pairs.tsv", **sizes)  # valid.tsv only beside a train.tsv
+    assert len(held.val_data.pairs) == 5 and len(held.train_data.pairs) == 95
+    def source_words(run):
+        return [run.model.vocabs["source"].decode(src) for src, _ in run.train_data.pairs]
+
+    assert source_words(held) == source_words(beside)[:95]  # the first 95 lines train
+
+
+def test_batches_shift_targets_and_reshuffle_by_seed_and_epoch(tmp_path):
+    run = seq2seq.build(write_pairs(tmp_path / "p.tsv", 300, seed=0), batch_size=8,
+                        min_count=1, hidden_size=8, embedding_size=4, seed=3)
+    tgt = run.model.vocabs["target"]
+    batch = next(iter(run.train_data))
+    assert batch["src"].shape[0] == 8 and torch.all(batch["src_lengths"] > 0)
+    for tgt_in, tgt_out in zip(batch["tgt_in"].tolist(), batch["tgt_out"].tolist(), strict=True):
+        n = sum(1 for i in tgt_out if i != 0)  # y <eos>
+        assert tgt_in[0] == tgt.bos_id and tgt_out[n - 1] == tgt.eos_id
+        assert tgt_in[1:n] == tgt_out[: n - 1] and set(tgt_in[n:] + tgt_out[n:]) <= {0}
+    first = run.train_data.batches()
+    run.train_data.set_epoch(1)
+    assert run.train_data.batches() != first
+    again = seq2seq.build(write_pairs(tmp_path / "p.tsv", 300, seed=0), batch_size=8,
+                          min_count=1, hidden_size=8, embedding_size=4, seed=3)
+    assert again.train_data.batches() == first
+
+
+def test_bad_settings_are_user_errors(tmp_path):
+    data = write_pairs(tmp_path / "p.tsv", 20, seed=0)
+    with pytest.raises(TextrnnError, match="cell must be one of"):
+        seq2seq.build(data, cell="rnn")
+    with pytest.raises(TextrnnError, match="unexpected keyword argument 'hiden_size'"):
+        seq2seq.build(data, hiden_size=8)
+    with pytest.raises(TextrnnError, match="min_count >= 1"):
+        seq2seq.build(data, min_count=0)
+
+
+def test_readme_commands_parse_to_the_same_settings():
+    parser = build_parser()
+    args = parser.parse_args(
+        ["train", "seq2seq", "--data", "data/bible/en-bbe_fr-lsg_25/train.tsv", "--out",
+         "runs/mt", "--attention", "general", "--hidden-size", "128", "--max-vocab", "4000",
+         "--threads", "1", "--max-minutes", "12"])
+    assert flags.config_kwargs(Seq2SeqConfig, args) == {
+        "attention": "general", "cell": "gru", "embedding_size": 128, "hidden_size": 128,
+        "num_layers": 1, "dropout": 0.2, "label_smoothing": 0.1, "lower": False,
+        "impl": "fused"}
+    assert (args.max_vocab, args.min_count, args.batch_size, args.epochs, args.eval_every,
+            args.threads, args.max_minutes) == (4000, 2, 64, 20, 500, 1, 12.0)
+    assert parser.parse_args(["train", "seq2seq", "--data", "t.tsv", "--out", "r",
+                              "--lower"]).lower is True
+    args = parser.parse_args(["eval", "--checkpoint", "runs/mt/best.pt", "--data",
+                              "data/bible/en-bbe_fr-lsg_25/test.tsv", "--beam", "5"])
+    assert (args.beam, args.length_penalty, args.max_output_len, args.limit) == (5, 1.0, 0, 0)
+    args = parser.parse_args(["translate", "--checkpoint", "runs/mt/best.pt",
+                              "And God said, Let there be light: and there was light.",
+                              "--beam", "5", "--show-attention", "attention.png"])
+    assert (args.beam, args.show_attention, args.device) == (5, "attention.png", "auto")
+    assert args.sentences == ["And God said, Let there be light: and there was light."]
 
 
 # --- the commands -----------------------------------------------------------------------
@@ -193,8 +227,8 @@ def test_attention_beats_no_attention_on_reversal(tmp_path):
                      str(run), "--attention", attention, "--hidden-size", "64",
                      "--embedding-size", "32", "--max-steps", "1500", "--eval-every", "500",
                      "--lr", "3e-3", "--threads", "1", "--dropout", "0"]) == 0
-        bundle = checkpoint.load(run / "best.pt")
-        ns = build_parser().parse_args(["eval", "--checkpoint", str(run / "best.pt"), "--data",
-                                        str(tmp_path / "test.tsv"), "--beam", "1"])
-        bleu[attention] = Seq2SeqTask().evaluate(bundle, ns)["greedy"]["bleu"]
+        bundle = checkpoint.load(run / "best.pt", task="seq2seq")
+        results = seq2seq.evaluate(bundle, tmp_path / "test.tsv", beam_size=1)
+        assert "beam" not in results
+        bleu[attention] = results["greedy"]["bleu"]
     assert bleu["general"] > 90 and bleu["general"] > bleu["none"] + 10

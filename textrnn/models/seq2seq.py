@@ -58,15 +58,17 @@ class Seq2SeqConfig:
 
     src_vocab_size: int  # source token ids, len(source vocab); from the training data
     tgt_vocab_size: int  # target token ids, len(target vocab); from the training data
-    attention: str = "general"  # "none", "dot", "general" (Luong) or "additive" (Bahdanau)
-    cell: str = "gru"  # "gru" or "lstm", for the encoder and the decoder
+    # none (plain encoder-decoder), dot or general (Luong), additive (Bahdanau)
+    attention: str = "general"
+    cell: str = "gru"  # recurrent cell of the encoder and the decoder
     embedding_size: int = 128  # token embedding width, both sides
     hidden_size: int = 256  # decoder width H; the encoder has H per direction
-    num_layers: int = 1  # stacked layers in the encoder and in the decoder
-    dropout: float = 0.2  # on embeddings, between layers and before the output layer
-    label_smoothing: float = 0.1  # training loss only; evaluate() reports plain cross-entropy
-    lower: bool = False  # lower-case text before tokenising (both sides)
-    impl: str = "fused"  # "fused" (PyTorch kernels) or "cells" (readable Python loop)
+    num_layers: int = 1  # stacked layers, in the encoder and in the decoder
+    dropout: float = 0.2  # dropout rate on embeddings, between layers and before the output
+    # label smoothing of the training loss (validation reports plain cross-entropy)
+    label_smoothing: float = 0.1
+    lower: bool = False  # lower-case both sides before tokenising
+    impl: str = "fused"  # fused kernels (PyTorch) or the readable cell loop (cells)
 
 
 class Seq2Seq(nn.Module):

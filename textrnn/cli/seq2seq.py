@@ -1,0 +1,133 @@
+"""``train seq2seq``, its ``eval`` flags and ``translate``: flags and output over
+:mod:`textrnn.pipelines.seq2seq`.
+
+::
+
+    textrnn data bible --src en-bbe --tgt fr-lsg --max-len 25 --out data/bible/en-bbe_fr-lsg_25
+    textrnn train seq2seq --data data/bible/en-bbe_fr-lsg_25/train.tsv --out runs/mt --threads 1
+    textrnn eval --checkpoint runs/mt/best.pt --data data/bible/en-bbe_fr-lsg_25/test.tsv --beam 5
+    textrnn translate --checkpoint runs/mt/best.pt "At the first God made the heaven and the earth."
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from textrnn.checkpoint import Bundle
+from textrnn.cli import common, flags
+from textrnn.errors import TextrnnError
+from textrnn.layers import IMPLS
+from textrnn.models.seq2seq import ATTENTIONS, CELLS, Seq2SeqConfig
+from textrnn.pipelines import seq2seq
+
+TASK = "seq2seq"
+HELP = "translation on a TSV of sentence pairs (attention encoder-decoder)"
+_CHOICES = {"attention": ATTENTIONS, "cell": CELLS, "impl": IMPLS}
+
+
+def add_train_flags(parser: argparse.ArgumentParser) -> None:
+    """The data and model flags of ``train seq2seq``."""
+    parser.add_argument("--valid", metavar="FILE",
+                        help="validation pairs (default: valid.tsv beside a train.tsv, "
+                             "else the last 5%% of --data)")
+    flags.add_config_flags(parser, Seq2SeqConfig, choices=_CHOICES)
+    parser.add_argument("--min-count", type=int, default=2,
+                        help="drop words seen fewer times in training (default: %(default)s)")
+    parser.add_argument("--max-vocab", type=int, default=16000,
+                        help="most words kept per side, most frequent first "
+                             "(default: %(default)s)")
+    parser.set_defaults(batch_size=64, eval_every=500, epochs=20)
+
+
+def train(args: argparse.Namespace) -> int:
+    """``train seq2seq``: build the run through the pipeline, then fit it."""
+    run = seq2seq.build(args.data, valid=args.valid, min_count=args.min_count,
+                        max_vocab=args.max_vocab, batch_size=args.batch_size, seed=args.seed,
+                        **flags.config_kwargs(Seq2SeqConfig, args))
+    return common.train(args, run)
+
+
+def _add_search_flags(group, prefix: str) -> None:
+    """The search flags shared by ``eval`` and ``translate``."""
+    group.add_argument("--beam", type=int, default=5,
+                       help=f"{prefix}beam size; 1 = greedy only (default: %(default)s)")
+    group.add_argument("--length-penalty", type=float, default=1.0,
+                       help=f"{prefix}rank by log p / length^this; 0 = raw log p "
+                            "(default: %(default)s)")
+    group.add_argument("--max-output-len", type=int, default=0,
+                       help=f"{prefix}most output tokens; 0 = 2 x source length + 10 "
+                            "(default: %(default)s)")
+
+
+def add_eval_flags(group: argparse._ArgumentGroup) -> None:
+    """The ``eval`` flags for seq2seq checkpoints."""
+    _add_search_flags(group, "seq2seq: ")
+    group.add_argument("--limit", type=int, default=0,
+                       help="seq2seq: evaluate the first N pairs only; 0 = all "
+                            "(default: %(default)s)")
+
+
+def evaluate(bundle: Bundle, args: argparse.Namespace) -> dict:
+    """Test loss, BLEU and chrF of ``args.data``, greedy and with ``--beam``."""
+    return seq2seq.evaluate(bundle, args.data, beam_size=args.beam, batch_size=args.batch_size,
+                            max_len=args.max_output_len or None,
+                            length_penalty=args.length_penalty, limit=args.limit or None,
+                            progress=True)
+
+
+def format_eval(results: dict) -> str:
+    """A line per search, then a few example translations."""
+    lines = [f"{results['pairs']} pairs  loss {results['loss']:.4f}  ppl {results['ppl']:.2f}"]
+    for name in ("greedy", "beam"):
+        if name in results:
+            r = results[name]
+            label = "greedy" if name == "greedy" else f"beam {r['beam_size']}"
+            lines.append(f"{label:>8}  BLEU {r['bleu']:6.2f}  chrF {r['chrf']:6.2f}  "
+                         f"({r['seconds']:.0f}s)")
+    searched = results.get("beam", results.get("greedy"))
+    for ex in searched["examples"] if searched else []:
+        lines += ["", f"  source:      {ex['source']}", f"  reference:   {ex['reference']}",
+                  f"  translation: {ex['translation']}"]
+    return "\n".join(lines)
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    """``translate``: print one translation per input sentence."""
+    bundle = common.load(args, task=TASK)
+    sentences = common.texts_or_stdin(args.sentences, "translate")
+    show = args.show_attention
+    if show and len(sentences) != 1:
+        raise TextrnnError("--show-attention draws one sentence; give exactly one")
+    if show and not bundle.model.has_attention:
+        raise TextrnnError(f"{args.checkpoint}: this model has no attention to show "
+                           "(trained with --attention none)")
+    if args.beam < 1:
+        raise TextrnnError(f"--beam must be at least 1, got {args.beam}")
+    out = seq2seq.translate(bundle, sentences, beam_size=args.beam, return_attention=bool(show),
+                            max_len=args.max_output_len or None,
+                            length_penalty=args.length_penalty)
+    for translation in out:
+        print(translation.text)
+    if show:
+        seq2seq.save_attention(show, out[0])
+        print(f"attention map: {show}", file=sys.stderr)
+    return 0
+
+
+def add_commands(commands) -> None:
+    """``textrnn translate``."""
+    tr = commands.add_parser(
+        "translate",
+        help="translate sentences with a seq2seq checkpoint",
+        description="Translate each sentence given (or each line of standard input), one "
+        "translation per line.",
+    )
+    tr.add_argument("--checkpoint", required=True, metavar="FILE", help="a seq2seq checkpoint")
+    tr.add_argument("sentences", nargs="*", metavar="SENTENCE",
+                    help="sentences to translate (default: the lines of standard input)")
+    _add_search_flags(tr, "")
+    tr.add_argument("--show-attention", metavar="FILE.png", default=None,
+                    help="save the attention map of the (one) sentence as a PNG")
+    flags.add_device_flags(tr)
+    tr.set_defaults(func=cmd_translate)
