@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
+import logging
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from textrnn import checkpoint
-from textrnn.cli import build_parser, main
+from textrnn import checkpoint, models
+from textrnn.cli import main
 from textrnn.data.conll import TaggedSentence, parse_conll
-from textrnn.errors import DataError
-from textrnn.models.tagger import Tagger, TaggerConfig, entity_report, tag_types
-from textrnn.tasks.tagger import (
-    TaggerBatches,
-    add_ensemble,
-    build_vocabs,
-    document_agreement,
-    tag_sentences,
-)
+from textrnn.data.tagger_batches import build_vocabs
+from textrnn.errors import DataError, TextrnnError
+from textrnn.models.tagger import TaggerConfig, tag_types, tagging_scores
+from textrnn.models.tagger_ensemble import TaggerEnsemble
+from textrnn.pipelines import tagger
+from textrnn.pipelines.tagger import batches, document_agreement, join_ensemble, tag
 
 # Two people, a place and an organisation, in a few patterns the model can learn fast.
 NAMES = ["Vincent", "Jules", "Mia", "Butch", "Marsellus"]
@@ -55,17 +52,18 @@ def conll_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def tiny(conll_dir: Path, **overrides):
+def tiny(**overrides):
     """A small model and batches over the tiny corpus, the same for the same overrides."""
     sentences = parse_conll(corpus(60, 0).splitlines())
-    vocabs = build_vocabs(sentences, {"lowercase": True, "zero_digits": True, "min_count": 1})
+    vocabs = build_vocabs(sentences, lowercase=True, zero_digits=True)
     settings = dict(word_embedding_size=16, char_embedding_size=8, char_hidden_size=8,
                     hidden_size=16, dropout=0.0)
     settings.update(overrides)
     config = TaggerConfig(vocab_size=len(vocabs["words"]), num_chars=len(vocabs["chars"]),
                           tags=list(vocabs["tags"].itos), **settings)
     torch.manual_seed(0)
-    return Tagger(config), vocabs, TaggerBatches(sentences, vocabs, config, batch_size=16)
+    model = models.build("tagger", config, vocabs)
+    return model, vocabs, batches(sentences, vocabs, config, batch_size=16)
 
 
 @pytest.mark.parametrize("overrides", [
@@ -74,9 +72,9 @@ def tiny(conll_dir: Path, **overrides):
     {"crf": True, "char_encoder": "none", "num_layers": 2},
     {"crf": True, "lm_weight": 0.1, "lm_vocab": 8},
 ])
-def test_loss_drops_and_a_checkpoint_predicts_the_same(conll_dir, tmp_path, overrides):
-    model, vocabs, batches = tiny(conll_dir, **overrides)
-    batch = next(iter(batches))
+def test_loss_drops_and_a_checkpoint_predicts_the_same(tmp_path, overrides):
+    model, vocabs, data = tiny(**overrides)
+    batch = next(iter(data))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     first = model.loss(batch).item()
     for _ in range(30):
@@ -84,100 +82,72 @@ def test_loss_drops_and_a_checkpoint_predicts_the_same(conll_dir, tmp_path, over
         model.loss(batch).backward()
         optimizer.step()
     assert model.loss(batch).item() < 0.5 * first
-    path = checkpoint.save(tmp_path / "m.pt", task="tagger", model=model, vocabs=vocabs)
-    bundle = checkpoint.load(path)
+    path = checkpoint.save(tmp_path / "m.pt", model=model)
+    bundle = checkpoint.load(path, task="tagger")
+    assert bundle.vocabs["words"].itos == vocabs["words"].itos
     assert bundle.config == model.config
     assert bundle.model.predict(batch) == model.predict(batch)
     assert [len(p) for p in model.predict(batch)] == batch["lengths"].tolist()
 
 
-def test_predictions_do_not_depend_on_batch_company(conll_dir):
+def test_predictions_do_not_depend_on_batch_company():
     """Padding and the other sentences in a batch must not change a sentence's tags."""
-    model, vocabs, _ = tiny(conll_dir, crf=True)
+    model, vocabs, _ = tiny(crf=True)
     sentences = parse_conll(corpus(20, 3).splitlines())
-    alone = [model.predict(next(iter(TaggerBatches([s], vocabs, model.config, 1))))[0]
+    alone = [model.predict(next(iter(batches([s], vocabs, model.config, 1))))[0]
              for s in sentences]
     together = {}
-    for batch in TaggerBatches(sentences, vocabs, model.config, batch_size=8):
+    for batch in batches(sentences, vocabs, model.config, batch_size=8):
         for i, path in zip(batch["index"].tolist(), model.predict(batch), strict=True):
             together[i] = path
     assert [together[i] for i in range(len(sentences))] == alone
 
 
-def test_batches_pad_bucket_and_replace_only_singletons():
-    sentences = [TaggedSentence(["Rare", "the", "the"], ["B-PER", "O", "O"]),
-                 TaggedSentence(["the"], ["O"]),
-                 TaggedSentence(["1996", "Only", "the", "the"], ["O", "B-LOC", "O", "O"])]
-    vocabs = build_vocabs(sentences, {"lowercase": True, "zero_digits": True, "min_count": 1})
-    config = TaggerConfig(vocab_size=len(vocabs["words"]), num_chars=len(vocabs["chars"]),
-                          tags=list(vocabs["tags"].itos))
-    assert vocabs["tags"].itos == ["O", "B-LOC", "B-PER"] and "0000" in vocabs["words"]
-    batch = next(iter(TaggerBatches(sentences, vocabs, config, batch_size=3)))
-    assert batch["lengths"].tolist() == [4, 3, 1]  # longest first
-    assert batch["index"].tolist() == [2, 0, 1]
-    assert batch["words"][2, 1:].eq(0).all() and batch["chars"][2, 1:].eq(0).all()
-    assert vocabs["chars"].decode(batch["chars"][1, 0, :4].tolist()) == ["R", "a", "r", "e"]
-    unk, the = vocabs["words"].unk_id, vocabs["words"].stoi["the"]
-    replaced = TaggerBatches(sentences, vocabs, config, batch_size=3, shuffle=True,
-                             unk_replace=1.0)
-    words = next(iter(replaced))["words"]
-    assert words.eq(unk).sum() == 3  # rare, 0000, only: each seen once in training
-    assert words.eq(the).sum() == 5  # frequent words are never replaced
-    replaced.set_epoch(1)
-    again = [b["words"] for b in replaced]
-    replaced.set_epoch(1)
-    assert all(torch.equal(a, b["words"]) for a, b in zip(again, replaced, strict=True))
-
-
-def test_entity_report_counts():
+def test_tagging_scores_count_entities_and_tokens():
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
     pred = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O"]]
-    r = entity_report(gold, pred)
+    r = tagging_scores(gold, pred)
     # PER right, ORG right once and wrong once (the LOC), LOC missed.
     assert r["types"]["ORG"] == {"precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3),
                                  "support": 1}
     assert r["types"]["LOC"]["recall"] == 0.0
     assert (r["precision"], r["recall"], r["support"]) == (2 / 3, 2 / 3, 3)
+    assert r["token_accuracy"] == 5 / 6  # one token of six has the wrong tag
 
 
 def test_unknown_tag_in_validation_names_file_and_line(conll_dir):
     (conll_dir / "valid.txt").write_text("Jules B-PER\n\nVienna B-GPE\n")
-    args = build_parser().parse_args(["train", "tagger", "--data", str(conll_dir / "train.txt"),
-                                      "--out", "unused"])
     with pytest.raises(DataError) as err:
-        from textrnn.tasks import TASKS
-        TASKS["tagger"].build(args)
+        tagger.build(conll_dir / "train.txt")
     assert str(err.value).startswith(f"{conll_dir / 'valid.txt'}:3: tag 'B-GPE'")
 
 
-def test_train_also_adds_sentences_words_and_later_documents(conll_dir, capsys):
+def test_train_also_adds_sentences_words_and_later_documents(conll_dir, caplog):
     extra = conll_dir / "extra.txt"
     extra.write_text("-DOCSTART- -X- -X- O\n\nZed B-PER\nwept O\n\n")
-    argv = ["train", "tagger", "--data", str(conll_dir / "train.txt"), "--out", "unused"]
-    from textrnn.tasks import TASKS
-
-    _, plain, train, _ = TASKS["tagger"].build(build_parser().parse_args(argv))
-    _, vocabs, both, _ = TASKS["tagger"].build(build_parser().parse_args(
-        [*argv, "--train-also", str(extra), "--train-also", str(conll_dir / "valid.txt")]))
-    assert "zed" in vocabs["words"] and "zed" not in plain["words"]
-    assert len(both.words) == len(train.words) + 1 + 10
-    # The validation file named with --train-also is said to be no longer held out.
-    assert "valid.txt is both trained on and the validation file" in capsys.readouterr().err
+    data = conll_dir / "train.txt"
+    plain = tagger.build(data)
+    with caplog.at_level(logging.INFO, logger="textrnn"):
+        both = tagger.build(data, train_also=[extra, conll_dir / "valid.txt"])
+    vocabs = both.model.vocabs
+    assert "zed" in vocabs["words"] and "zed" not in plain.model.vocabs["words"]
+    assert len(both.train_data.words) == len(plain.train_data.words) + 1 + 10
+    # The validation file named in train_also is said to be no longer held out.
+    assert "valid.txt is both trained on and the validation file" in caplog.text
     # Each file's documents stay apart: the extra file's first one (numbered 1 in its
     # file, as our last one is in ours) does not join ours.
-    document = [*argv, "--context", "document", "--max-context-tokens", "10000"]
-    _, _, ours, _ = TASKS["tagger"].build(build_parser().parse_args(document))
-    _, _, joined, _ = TASKS["tagger"].build(build_parser().parse_args(
-        [*document, "--train-also", str(extra)]))
+    document = dict(context="document", max_context_tokens=10000)
+    ours = tagger.build(data, **document).train_data
+    joined = tagger.build(data, train_also=[extra], **document).train_data
     assert [len(u) for u in ours.units] == [60]
     assert [len(u) for u in joined.units] == [60, 1]
 
 
-def test_lm_objective_predicts_next_and_previous_true_words(conll_dir):
-    model, vocabs, batches = tiny(conll_dir, crf=True, lm_weight=0.5, lm_vocab=6, lm_size=4)
+def test_lm_objective_predicts_next_and_previous_true_words():
+    model, vocabs, _ = tiny(crf=True, lm_weight=0.5, lm_vocab=6, lm_size=4)
     sentences = parse_conll(corpus(60, 0).splitlines())
     # Even with every input word dropped, the targets are the true words (rare ones <unk>).
-    dropped = TaggerBatches(sentences, vocabs, model.config, 16, shuffle=True, word_dropout=1.0)
+    dropped = batches(sentences, vocabs, model.config, 16, shuffle=True, word_dropout=1.0)
     batch = next(iter(dropped))
     true = [vocabs["words"].encode(w.lower() for w in sentences[i].tokens)
             for i in batch["index"].tolist()]
@@ -195,12 +165,12 @@ def test_lm_objective_predicts_next_and_previous_true_words(conll_dir):
                 if 0 <= s < n:
                     m = torch.tanh(model.lm_hidden[d](h[b, t, half]))
                     expected += F.cross_entropy(model.lm_output[d](m)[None], y[s][None])
-    assert model._lm_loss_sum(h, batch).item() == pytest.approx(expected.item(), rel=1e-5)
-    tags = model._loss_sum(model.output(h), batch)
+    assert model.lm_loss_sum(h, batch).item() == pytest.approx(expected.item(), rel=1e-5)
+    tags = model.loss_sum(model.output(h), batch)
     assert model.loss(batch).item() == pytest.approx(
         (tags + 0.5 * expected).item() / len(batch["lengths"]), rel=1e-5)
     with pytest.raises(ValueError, match="needs num_layers == 1"):
-        tiny(conll_dir, lm_weight=0.1, num_layers=2)
+        tiny(lm_weight=0.1, num_layers=2)
 
 
 def test_document_agreement_gives_a_word_its_type_elsewhere_in_the_document():
@@ -208,12 +178,12 @@ def test_document_agreement_gives_a_word_its_type_elsewhere_in_the_document():
     records = [TaggedSentence(["Tyson", "won"], [], doc=0),
                TaggedSentence(["TYSON", "lost"], [], doc=0),  # any case is the same word
                TaggedSentence(["Tyson", "lost"], [], doc=1)]
-    vocabs = build_vocabs([TaggedSentence(["x"], ["O"])],
-                          {"lowercase": True, "zero_digits": True, "min_count": 1})
+    vocabs = build_vocabs([TaggedSentence(["x"], ["O"])], lowercase=True, zero_digits=True)
     config = TaggerConfig(vocab_size=len(vocabs["words"]), num_chars=len(vocabs["chars"]),
                           tags=tags, hidden_size=4, word_embedding_size=4)
-    model = Tagger(config).eval()  # softmax output: type probabilities are its softmax
-    data = TaggerBatches(records, vocabs, config, batch_size=3)
+    # softmax output: type probabilities are its softmax
+    model = models.build("tagger", config, vocabs).eval()
+    data = batches(records, vocabs, config, batch_size=3)
     batch = next(iter(data))
     # Hand-made scores: "Tyson" surely a person in the first sentence; a near tie leaning to
     # a place in the others; "won" and "lost" plain words.
@@ -224,7 +194,7 @@ def test_document_agreement_gives_a_word_its_type_elsewhere_in_the_document():
     by_sentence = {}
     for beta in (0.0, 4.0):
         (_, agreed), = document_agreement(model, scored, data, records, beta)
-        paths = model._decode(agreed, batch["lengths"])
+        paths = model.decode(agreed, batch["lengths"])
         for i, path in zip(batch["index"].tolist(), paths, strict=True):
             by_sentence[beta, i] = [tags[t] for t in path]
     assert [by_sentence[0.0, i][0] for i in range(3)] == ["B-PER", "B-LOC", "B-LOC"]
@@ -269,7 +239,9 @@ def test_train_eval_tag_commands(conll_dir, tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Mia/B-PER and/O Butch/B-PER") and out[-2].startswith("Acme/")
     bundle = checkpoint.load(run / "best.pt")
-    assert tag_sentences(bundle, [["Mia"], ["to", "Paris"]]) == [["B-PER"], ["O", "B-LOC"]]
+    assert tag(bundle, [["Mia"], ["to", "Paris"]]) == [["B-PER"], ["O", "B-LOC"]]
+    with pytest.raises(TextrnnError, match="cannot tag an empty sentence"):
+        tag(bundle, [["Mia"], []])
 
 
 def test_bad_data_is_one_line_naming_file_and_line(conll_dir, tmp_path, capsys):
@@ -282,9 +254,10 @@ def test_bad_data_is_one_line_naming_file_and_line(conll_dir, tmp_path, capsys):
 
 def test_tag_rejects_other_checkpoints(tmp_path, capsys, make_tiny_lm):
     model, vocabs, _, _ = make_tiny_lm()
-    path = checkpoint.save(tmp_path / "lm.pt", task="lm", model=model, vocabs=vocabs)
+    model.vocabs = vocabs
+    path = checkpoint.save(tmp_path / "lm.pt", model=model)
     assert main(["tag", "--checkpoint", str(path), "hello"]) == 2
-    assert "not a tagger" in capsys.readouterr().err
+    assert "a 'lm' checkpoint, not a 'tagger' one" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -300,16 +273,18 @@ def test_conll2003_two_epochs_reach_78_f1(tmp_path):
     assert checkpoint.load(run / "best.pt").metrics["val_f1"] > 0.78
 
 
-def test_namespace_flags_map_onto_the_config(conll_dir):
-    args = build_parser().parse_args([
-        "train", "tagger", "--data", str(conll_dir / "train.txt"), "--out", "x", "--crf",
-        "--char-encoder", "cnn", "--no-lowercase", "--case-embedding-size", "5"])
-    assert isinstance(args, argparse.Namespace)
-    from textrnn.tasks import TASKS
-    model, vocabs, train, val = TASKS["tagger"].build(args)
-    c = model.config
+def test_flags_map_onto_the_config(conll_dir, monkeypatch):
+    runs = []
+    monkeypatch.setattr("textrnn.cli.common.train", lambda args, run: runs.append(run) or 0)
+    assert main(["train", "tagger", "--data", str(conll_dir / "train.txt"), "--out", "x",
+                 "--crf", "--char-encoder", "cnn", "--no-lowercase", "--case-embedding-size",
+                 "5", "--unk-replace", "0.25", "--seed", "7"]) == 0
+    (run,) = runs
+    c, vocabs = run.model.config, run.model.vocabs
     assert (c.crf, c.char_encoder, c.lowercase, c.case_embedding_size) == (True, "cnn", False, 5)
     assert "Vincent" in vocabs["words"] and "vincent" not in vocabs["words"]
+    assert (run.train_data.unk_replace, run.train_data.seed) == (0.25, 7)
+    val = run.val_data
     assert len(val) == 1 and sum(len(b["lengths"]) for b in val) == 10  # valid.txt was found
 
 
@@ -322,35 +297,16 @@ def documents(sizes: list[int]) -> list[TaggedSentence]:
     return sentences
 
 
-def test_document_context_rows_hold_a_documents_sentences_in_order(conll_dir):
-    from textrnn.tasks.tagger import context_units
-
-    model, vocabs, _ = tiny(conll_dir, context="document", max_context_tokens=25)
-    sentences = documents([3, 1, 2])  # 10 or 11 tokens each: at most 2 per 25-token row
-    units = context_units(sentences, model.config)
-    assert units == [[0, 1], [2], [3], [4, 5]]
-    assert context_units(sentences, tiny(conll_dir)[0].config) == [[i] for i in range(6)]
-    data = TaggerBatches(sentences, vocabs, model.config, batch_size=8)
-    batch = next(iter(data))
-    for row, u in enumerate(batch["index"].tolist()):
-        n = int(batch["lengths"][row])
-        sizes = [len(sentences[i].tokens) for i in units[u]]
-        assert batch["splits"][row][:len(sizes)].tolist() == sizes and sum(sizes) == n
-        tokens = [w for i in units[u] for w in sentences[i].tokens]
-        assert batch["words"][row, :n].tolist() == vocabs["words"].encode(
-            w.lower() for w in tokens)
-
-
-def test_document_context_reads_neighbours_and_scores_sentence_by_sentence(conll_dir):
-    model, vocabs, _ = tiny(conll_dir, context="document", crf=True)
+def test_document_context_reads_neighbours_and_scores_sentence_by_sentence():
+    model, vocabs, _ = tiny(context="document", crf=True)
     sentences = documents([4, 3])
     bundle = checkpoint.Bundle(task="tagger", config=model.config, vocabs=vocabs, model=model)
     tokens = [s.tokens for s in sentences]
-    tagged = tag_sentences(bundle, tokens, docs=[s.doc for s in sentences])
+    tagged = tag(bundle, tokens, docs=[s.doc for s in sentences])
     assert [len(t) for t in tagged] == [len(t) for t in tokens]
     # A sentence's scores depend on its document's other sentences (that is the point)...
-    data = TaggerBatches(sentences, vocabs, model.config, batch_size=8)
-    alone = TaggerBatches(sentences[:1], vocabs, model.config, batch_size=1)
+    data = batches(sentences, vocabs, model.config, batch_size=8)
+    alone = batches(sentences[:1], vocabs, model.config, batch_size=1)
     with torch.no_grad():
         model.eval()
         row = data.units.index([0, 1, 2, 3])
@@ -359,8 +315,8 @@ def test_document_context_reads_neighbours_and_scores_sentence_by_sentence(conll
         by_itself = model(next(iter(alone)))[0]
     assert not torch.allclose(in_doc, by_itself)
     # ...and evaluation scores the sentences one by one: the same report as tagging each.
-    metrics = model.evaluate(TaggerBatches(sentences, vocabs, model.config, batch_size=8))
-    report = entity_report([s.tags for s in sentences], tagged)
+    metrics = model.evaluate(batches(sentences, vocabs, model.config, batch_size=8))
+    report = tagging_scores([s.tags for s in sentences], tagged)
     assert metrics["val_f1"] == pytest.approx(report["f1"])
 
 
@@ -379,7 +335,7 @@ def test_train_and_eval_with_document_context(conll_dir, tmp_path, capsys):
     # is the mean type probabilities of its word's occurrences in the document.
     model = bundle.model.eval()
     sentences = parse_conll((conll_dir / "test.txt").read_text().splitlines())
-    data = TaggerBatches(sentences, bundle.vocabs, bundle.config, batch_size=2)
+    data = batches(sentences, bundle.vocabs, bundle.config, batch_size=2)
     with torch.no_grad():
         scored = [(b, model(b)) for b in data]
     agreed = document_agreement(model, scored, data, sentences, 1.0)
@@ -405,16 +361,15 @@ def test_train_and_eval_with_document_context(conll_dir, tmp_path, capsys):
 
 
 def test_word_dropout_reads_any_training_word_as_unk_but_never_padding(conll_dir, capsys):
-    _, vocabs, _ = tiny(conll_dir)
-    model, _, _ = tiny(conll_dir)
+    model, vocabs, _ = tiny()
     sentences = parse_conll(corpus(12, 4).splitlines())
     unk = vocabs["words"].unk_id
-    plain = next(iter(TaggerBatches(sentences, vocabs, model.config, 12)))["words"]
-    dropped = next(iter(TaggerBatches(sentences, vocabs, model.config, 12, shuffle=True,
-                                      word_dropout=1.0)))["words"]
+    plain = next(iter(batches(sentences, vocabs, model.config, 12)))["words"]
+    dropped = next(iter(batches(sentences, vocabs, model.config, 12, shuffle=True,
+                                word_dropout=1.0)))["words"]
     assert plain.ne(unk).all() and dropped.eq(0).equal(plain.eq(0))
     assert dropped[dropped != 0].eq(unk).all()
-    half = TaggerBatches(sentences, vocabs, model.config, 12, shuffle=True, word_dropout=0.5)
+    half = batches(sentences, vocabs, model.config, 12, shuffle=True, word_dropout=0.5)
     share = next(iter(half))["words"].eq(unk).sum() / plain.ne(0).sum()
     assert 0.3 < share < 0.7
     assert main(["train", "tagger", "--data", str(conll_dir / "train.txt"), "--out",
@@ -422,15 +377,13 @@ def test_word_dropout_reads_any_training_word_as_unk_but_never_padding(conll_dir
     assert "--word-dropout is a probability" in capsys.readouterr().err
 
 
-def test_an_ensemble_decodes_the_mean_of_its_members_scores(conll_dir):
-    from textrnn.models.tagger import TaggerEnsemble
-
-    a, vocabs, batches = tiny(conll_dir, crf=True)
+def test_an_ensemble_decodes_the_mean_of_its_members_scores():
+    a, vocabs, data = tiny(crf=True)
     torch.manual_seed(1)
-    b = Tagger(a.config)  # other weights, same shapes
+    b = models.build("tagger", a.config, vocabs)  # other weights, same shapes
     ensemble = TaggerEnsemble([a, b]).eval()
     a.eval(), b.eval()
-    batch = next(iter(batches))
+    batch = next(iter(data))
     with torch.no_grad():
         mean = (a(batch) + b(batch)) / 2
         assert torch.allclose(ensemble(batch), mean)
@@ -447,7 +400,7 @@ def test_an_ensemble_decodes_the_mean_of_its_members_scores(conll_dir):
         for member in (a, b):
             assert (mean_score(member.predict(batch)) <= best + 1e-5).all()
     assert a.predict(batch) == TaggerEnsemble([a, a]).predict(batch)
-    softmax, _, _ = tiny(conll_dir, crf=False)
+    softmax, _, _ = tiny(crf=False)
     with pytest.raises(ValueError, match="same tags and output layer"):
         TaggerEnsemble([a, softmax])
 
@@ -468,12 +421,12 @@ def test_a_tagger_of_less_data_joins_an_ensemble_through_the_larger_vocabulary(
     assert main([*common, "--out", str(less), "--seed", "2"]) == 0
     capsys.readouterr()
     bundle = checkpoint.load(more / "best.pt")
-    joined = add_ensemble(bundle, [str(less / "best.pt")], str(more / "best.pt"), "cpu")
+    joined = join_ensemble(bundle, [less / "best.pt"], first=more / "best.pt")
     bridge = joined.model.models[1]
     own = checkpoint.load(less / "best.pt")
     sentences = [TaggedSentence(["Zed", "and", "Mia", "went"], ["B-PER", "O", "B-PER", "O"])]
-    wide = next(iter(TaggerBatches(sentences, bundle.vocabs, bundle.config, 1)))
-    narrow = next(iter(TaggerBatches(sentences, own.vocabs, own.config, 1)))
+    wide = next(iter(batches(sentences, bundle.vocabs, bundle.config, 1)))
+    narrow = next(iter(batches(sentences, own.vocabs, own.config, 1)))
     # The member reads the larger vocabulary's ids as its own encoding: "zed" and "Z" as <unk>.
     assert wide["words"][0, 0] != narrow["words"][0, 0] == own.vocabs["words"].unk_id
     with torch.no_grad():
@@ -495,7 +448,11 @@ def test_eval_and_tag_with_an_ensemble(conll_dir, tmp_path, capsys):
     capsys.readouterr()
     argv = ["--checkpoint", str(runs[0] / "best.pt"), "--ensemble", str(runs[1] / "best.pt")]
     assert main(["eval", *argv, "--data", str(conll_dir / "test.txt"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["models"] == 2
+    results = json.loads(capsys.readouterr().out)
+    assert results["models"] == 2
+    # The same from Python: the pipeline loads the ensemble and scores it alike.
+    loaded = tagger.ensemble([runs[0] / "best.pt", runs[1] / "best.pt"])
+    assert tagger.evaluate(loaded, str(conll_dir / "test.txt")) == results
     assert main(["tag", *argv, "Mia and Butch went to Paris"]) == 0
     assert capsys.readouterr().out.startswith("Mia/")
     # A tagger of other data (another word vocabulary) cannot join: one line names it.

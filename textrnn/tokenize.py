@@ -9,6 +9,8 @@ Both are pure functions on ``str``; they know nothing about ids or tensors
 - :func:`char_tokenize` returns grapheme-agnostic code points after NFC
   normalisation, so a composed "é" and "e" + combining accent give the same
   token.
+- :func:`casing` names a word's shape (lower, UPPER, Title, digits, ...), one of
+  :data:`CASINGS`: a feature the tagger learns an embedding for.
 """
 
 from __future__ import annotations
@@ -69,3 +71,26 @@ def char_tokenize(text: str) -> list[str]:
 
 
 TOKENIZERS = {"word": word_tokenize, "char": char_tokenize}
+
+CASINGS = ("<pad>", "lower", "upper", "title", "mixed", "numeric", "has_digit", "other")
+
+
+def casing(token: str) -> int:
+    """The index in :data:`CASINGS` of ``token``'s shape (0 is reserved for padding).
+
+    >>> [CASINGS[casing(w)] for w in ("the", "EU", "Peter", "McDonald", "1996", "G7", "-")]
+    ['lower', 'upper', 'title', 'mixed', 'numeric', 'has_digit', 'other']
+    """
+    if token.isdigit():
+        return 5
+    if any(c.isdigit() for c in token):
+        return 6
+    if token.islower():
+        return 1
+    if token.isupper():
+        return 2
+    if token.istitle():
+        return 3
+    if any(c.isalpha() for c in token):
+        return 4
+    return 7

@@ -145,6 +145,15 @@ def read_conll(path: str | PathLike[str]) -> list[TaggedSentence]:
     return sentences
 
 
+def read_tagged(path: str | PathLike[str]) -> list[TaggedSentence]:
+    """Read a CoNLL file with :func:`read_conll`, IOB1 tags converted to BIO2 (BIO2 is
+    left as it is): what the tagger trains and is scored on."""
+    sentences = read_conll(path)
+    for s in sentences:
+        s.tags = iob1_to_bio2(s.tags)
+    return sentences
+
+
 def is_iob1(tags: Sequence[str]) -> bool:
     """Whether ``tags`` can only be IOB1: some ``I-X`` starts an entity.
 
@@ -194,45 +203,6 @@ def bio_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
         elif tag != "O":
             spans.append((kind, i, i + 1))
     return spans
-
-
-_DIGIT_RE = re.compile(r"\d")
-CASINGS = ("<pad>", "lower", "upper", "title", "mixed", "numeric", "has_digit", "other")
-
-
-def word_key(token: str, lowercase: bool = True, zero_digits: bool = True) -> str:
-    """The form of ``token`` that the word vocabulary sees (the characters keep the original).
-
-    Lower-casing and mapping every digit to 0 shrink the vocabulary of rare
-    forms ("1996-08-22" and "1997-01-30" become one word), as in Lample et al. 2016.
-
-    >>> word_key("BRUSSELS"), word_key("1996-08-22"), word_key("EU", lowercase=False)
-    ('brussels', '0000-00-00', 'EU')
-    """
-    if lowercase:
-        token = token.lower()
-    return _DIGIT_RE.sub("0", token) if zero_digits else token
-
-
-def casing(token: str) -> int:
-    """The index in :data:`CASINGS` of ``token``'s shape (0 is reserved for padding).
-
-    >>> [CASINGS[casing(w)] for w in ("the", "EU", "Peter", "McDonald", "1996", "G7", "-")]
-    ['lower', 'upper', 'title', 'mixed', 'numeric', 'has_digit', 'other']
-    """
-    if token.isdigit():
-        return 5
-    if any(c.isdigit() for c in token):
-        return 6
-    if token.islower():
-        return 1
-    if token.isupper():
-        return 2
-    if token.istitle():
-        return 3
-    if any(c.isalpha() for c in token):
-        return 4
-    return 7
 
 
 def find_conll2003() -> dict[str, Path]:

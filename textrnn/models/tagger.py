@@ -32,7 +32,7 @@ word-dropout taggers read with document agreement (``scripts/ner-best.sh``).
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -41,9 +41,9 @@ from torch import Tensor, nn
 
 from textrnn.collate import lengths_to_mask
 from textrnn.crf import CRF, bio_allowed
-from textrnn.data.conll import CASINGS
 from textrnn.device import eval_mode
 from textrnn.layers import LSTM
+from textrnn.tokenize import CASINGS
 
 CHAR_ENCODERS = ("lstm", "cnn", "none")
 CONTEXTS = ("sentence", "document")
@@ -57,22 +57,26 @@ class TaggerConfig:
     num_chars: int  # character ids, len(char vocab); from the training split
     tags: list[str] = field(default_factory=list)  # tag names in id order (the tag vocab)
     word_embedding_size: int = 100  # word vector width (Lample: 100)
-    char_encoder: str = "lstm"  # "lstm" (Lample), "cnn" (Ma & Hovy 2016) or "none"
+    # per-word character encoder: lstm (Lample), cnn (Ma & Hovy 2016) or none
+    char_encoder: str = "lstm"
     char_embedding_size: int = 25  # character vector width (Lample: 25)
     char_hidden_size: int = 25  # char BiLSTM width per direction, or CNN filters (Lample: 25)
-    case_embedding_size: int = 0  # width of a learned word-shape feature; 0 = none
+    # width of a learned word-shape feature (lower/UPPER/Title/digits...); 0 = off
+    case_embedding_size: int = 0
     hidden_size: int = 100  # sentence BiLSTM width per direction (Lample: 100)
     num_layers: int = 1  # stacked sentence BiLSTM layers
-    dropout: float = 0.5  # on the word representation and the BiLSTM output (Lample: 0.5)
-    crf: bool = False  # CRF output layer instead of a per-token softmax
-    lowercase: bool = True  # word vocabulary sees lower-cased words (chars keep the case)
-    zero_digits: bool = True  # word vocabulary sees every digit as 0
+    dropout: float = 0.5  # dropout on the word inputs and the BiLSTM outputs (Lample: 0.5)
+    crf: bool = False  # CRF output layer (Viterbi decoding) instead of a per-token softmax
+    lowercase: bool = True  # lower-case words for the word vocabulary; characters keep the case
+    zero_digits: bool = True  # map digits to 0 for the word vocabulary
     max_word_chars: int = 30  # characters read per word (the first ones); bounds the char loop
     # What the sentence BiLSTM reads as one sequence: each sentence alone, or a whole
     # document (its sentences in a row, cut at sentence ends every max_context_tokens), so
     # that "Tyson" late in a story is read in the light of "Mike Tyson" earlier on.
     context: str = "sentence"
-    max_context_tokens: int = 1500  # longest document piece read as one sequence
+    # with document context, a longer document is read in pieces of at most this many
+    # tokens, cut at sentence ends
+    max_context_tokens: int = 1500
     # Language modelling as a second objective (Rei 2017): the forward half of the BiLSTM
     # also predicts the next word and the backward half the previous one, so the encoder
     # learns more from the same sentences than the tags alone teach it.
@@ -112,19 +116,23 @@ def split_sizes(row: list, sizes: list[int]) -> list[list]:
     return pieces
 
 
-def entity_report(gold: list[list[str]], predicted: list[list[str]]) -> dict:
-    """Entity-level precision, recall and F1 per type and overall, with seqeval.
+def tagging_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
+    """Entity-level precision, recall and F1 per type and overall (seqeval), and token accuracy.
 
     seqeval runs in its default mode, which reads tags as conlleval does (an
     ``I-X`` after ``O`` starts an entity), so the numbers are CoNLL-2003's.
 
+    Args:
+        gold, predicted: each sentence's tag names, sentence by sentence, of equal lengths.
+
     Returns:
         ``{"types": {type: {"precision", "recall", "f1", "support"}}, "precision",
-        "recall", "f1", "support"}``, the overall ones micro-averaged over entities.
+        "recall", "f1", "support", "token_accuracy"}``, the overall ones micro-averaged
+        over entities; fractions in [0, 1], supports in entities.
 
-    >>> r = entity_report([["B-PER", "I-PER", "O", "B-LOC"]], [["B-PER", "I-PER", "O", "O"]])
-    >>> r["f1"], r["types"]["LOC"]["recall"], r["support"]
-    (0.6666666666666666, 0.0, 2)
+    >>> r = tagging_scores([["B-PER", "I-PER", "O", "B-LOC"]], [["B-PER", "I-PER", "O", "O"]])
+    >>> r["f1"], r["types"]["LOC"]["recall"], r["support"], r["token_accuracy"]
+    (0.6666666666666666, 0.0, 2, 0.75)
     """
     # Imported here: seqeval pulls in scikit-learn, which every other command can do without.
     from seqeval.metrics import classification_report
@@ -138,7 +146,10 @@ def entity_report(gold: list[list[str]], predicted: list[list[str]]) -> dict:
     types = {k: row(v) for k, v in sorted(report.items()) if not k.endswith(" avg")}
     micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0,
                                      "support": 0})
-    return {"types": types, **row(micro)}
+    tokens = sum(map(len, gold))
+    correct = sum(g == p for gs, ps in zip(gold, predicted, strict=True)
+                  for g, p in zip(gs, ps, strict=True))
+    return {"types": types, **row(micro), "token_accuracy": correct / max(tokens, 1)}
 
 
 def tag_types(tags: list[str]) -> tuple[list[str], Tensor]:
@@ -155,16 +166,120 @@ def tag_types(tags: list[str]) -> tuple[list[str], Tensor]:
     return types, torch.tensor([0 if t == "O" else 1 + types.index(t[2:]) for t in tags])
 
 
-class Tagger(nn.Module):
-    """BiLSTM tagger with a character encoder and a softmax or CRF output.
+class TaggerBase(nn.Module):
+    """What a tagger does with its tag scores: decode, score, predict and evaluate.
 
-    Batches (see :class:`textrnn.tasks.tagger.TaggerBatches`) hold ``words`` (B, T)
-    long, ``chars`` (B, T, W) long, ``case`` (B, T) long, ``lengths`` (B,) long and,
-    for training and evaluation, ``tags`` (B, T) long; id 0 is padding in the
-    first three, and padded tags are ignored through ``lengths``. A row is one
+    A subclass's ``forward(batch)`` gives the emission scores P (B, T, K); it has a
+    ``config`` (its :class:`TaggerConfig`: ``tags``, ``crf``) and ``crf``, a
+    :class:`~textrnn.crf.CRF` or None. :class:`Tagger` and
+    :class:`~textrnn.models.tagger_ensemble.TaggerEnsemble` are the two.
+
+    Batches (see :class:`textrnn.data.tagger_batches.TaggerBatches`) hold ``words``
+    (B, T) long, ``chars`` (B, T, W) long, ``case`` (B, T) long, ``lengths`` (B,)
+    long and, for training and evaluation, ``tags`` (B, T) long; id 0 is padding in
+    the first three, and padded tags are ignored through ``lengths``. A row is one
     sentence, or with ``context="document"`` several in a row; ``splits`` (B, S)
     long then gives each row's sentence lengths (0-padded), which evaluation uses
     to score sentence by sentence.
+    """
+
+    config: TaggerConfig
+    crf: CRF | None
+
+    def loss_sum(self, emissions: Tensor, batch: dict) -> Tensor:
+        """The tag loss summed over sentences (scalar): CRF -log p(y|x), or the tokens'
+        cross-entropy.
+
+        Args:
+            emissions: P (B, T, K). batch: with ``tags`` (B, T) and ``lengths`` (B,).
+        """
+        mask = lengths_to_mask(batch["lengths"], emissions.shape[1])  # (B, T)
+        emissions = emissions.float()
+        if self.crf is not None:
+            return self.crf.nll(emissions, batch["tags"], mask).sum()
+        return F.cross_entropy(emissions[mask], batch["tags"][mask], reduction="sum")
+
+    def decode(self, emissions: Tensor, lengths: Tensor) -> list[list[int]]:
+        """The tag ids of each row: the Viterbi path with a CRF, else each token's argmax.
+
+        Args:
+            emissions: P (B, T, K) float. lengths: (B,) long.
+
+        Returns:
+            B lists of tag ids, each as long as its row.
+        """
+        if self.crf is not None:
+            mask = lengths_to_mask(lengths, emissions.shape[1])  # (B, T)
+            return self.crf.viterbi(emissions.float(), mask)
+        best = emissions.argmax(-1).tolist()  # (B, T)
+        return [row[:n] for row, n in zip(best, lengths.tolist(), strict=True)]
+
+    def type_probabilities(self, emissions: Tensor, lengths: Tensor) -> Tensor:
+        """Each token's probability of being ``O`` or inside an entity of each type.
+
+        With a CRF these are its marginals summed over ``B-X`` and ``I-X``; with a
+        softmax, each token's softmax so summed.
+
+        Args:
+            emissions: P (B, T, K). lengths: (B,) long.
+
+        Returns:
+            (B, T, 1 + types) float, in :func:`tag_types` order; 0 at padding.
+        """
+        mask = lengths_to_mask(lengths, emissions.shape[1])  # (B, T)
+        if self.crf is not None:
+            p = self.crf.marginals(emissions.float(), mask)  # (B, T, K)
+        else:
+            p = emissions.float().softmax(-1) * mask.unsqueeze(2)  # (B, T, K)
+        types, column = tag_types(self.config.tags)
+        out = p.new_zeros(*p.shape[:2], 1 + len(types))  # (B, T, C)
+        return out.index_add_(2, column.to(p.device), p)
+
+    @torch.no_grad()
+    def predict(self, batch: dict) -> list[list[int]]:
+        """The tag ids of each sentence (Viterbi path with a CRF, else each token's argmax).
+
+        Returns:
+            B lists, each as long as its sentence.
+        """
+        with eval_mode(self):
+            emissions = self(batch)  # (B, T, K)
+        return self.decode(emissions, batch["lengths"])
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable[dict]) -> dict[str, float]:
+        """Loss, entity-level F1/precision/recall (seqeval) and token accuracy over batches.
+
+        Returns:
+            ``val_loss`` (per sentence), ``val_f1``, ``val_precision``, ``val_recall``
+            and ``val_acc`` (tokens), each a float; F1 etc. are fractions in [0, 1].
+        """
+        with eval_mode(self):
+            names = self.config.tags
+            loss_sum, sentences, gold, predicted = 0.0, 0, [], []
+            for batch in batches:
+                emissions = self(batch)  # (B, T, K)
+                loss_sum += float(self.loss_sum(emissions, batch))
+                sentences += batch["lengths"].shape[0]
+                tags, lengths = batch["tags"].tolist(), batch["lengths"].tolist()
+                # A row may hold several sentences (document context); score them one by one,
+                # as CoNLL does, so that no entity runs across a sentence end.
+                splits = batch["splits"].tolist() if "splits" in batch else [[n] for n in lengths]
+                for row, path, n, sizes in zip(tags, self.decode(emissions, batch["lengths"]),
+                                               lengths, splits, strict=True):
+                    gold += split_sizes([names[i] for i in row[:n]], sizes)
+                    predicted += split_sizes([names[i] for i in path], sizes)
+        scores = tagging_scores(gold, predicted)
+        return {"val_loss": loss_sum / max(sentences, 1), "val_f1": scores["f1"],
+                "val_precision": scores["precision"], "val_recall": scores["recall"],
+                "val_acc": scores["token_accuracy"]}
+
+
+class Tagger(TaggerBase):
+    """BiLSTM tagger with a character encoder and a softmax or CRF output.
+
+    It reads the batches of :class:`TaggerBase`; with ``lm_weight`` they also hold
+    ``lm_targets`` (B, T) long for the language-model objective.
     """
 
     config_class = TaggerConfig
@@ -244,15 +359,7 @@ class Tagger(nn.Module):
         h, _ = self.lstm(x, lengths=batch["lengths"])  # (B, T, 2H)
         return self.dropout(h)  # (B, T, 2H)
 
-    def _loss_sum(self, emissions: Tensor, batch: dict) -> Tensor:
-        """Summed over sentences: CRF -log p(y|x), or the tokens' cross-entropy."""
-        mask = lengths_to_mask(batch["lengths"], emissions.shape[1])  # (B, T)
-        emissions = emissions.float()
-        if self.crf is not None:
-            return self.crf.nll(emissions, batch["tags"], mask).sum()
-        return F.cross_entropy(emissions[mask], batch["tags"][mask], reduction="sum")
-
-    def _lm_loss_sum(self, h: Tensor, batch: dict) -> Tensor:
+    def lm_loss_sum(self, h: Tensor, batch: dict) -> Tensor:
         """Rei 2017's language-model loss, summed over tokens (scalar).
 
         The forward state at t has read words 1..t and predicts word t+1; the
@@ -280,151 +387,11 @@ class Tagger(nn.Module):
     def loss(self, batch: dict) -> Tensor:
         """Mean negative log-likelihood per sentence (scalar), plus the weighted LM loss."""
         h = self.encode(batch)  # (B, T, 2H)
-        total = self._loss_sum(self.output(h), batch)
+        total = self.loss_sum(self.output(h), batch)
         if self.config.lm_weight:
-            total = total + self.config.lm_weight * self._lm_loss_sum(h, batch)
+            total = total + self.config.lm_weight * self.lm_loss_sum(h, batch)
         return total / batch["lengths"].shape[0]
 
     def num_tokens(self, batch: dict) -> int:
         """Real tokens in ``batch``, for the trainer's speed display."""
         return int(batch["lengths"].sum())
-
-    def _decode(self, emissions: Tensor, lengths: Tensor) -> list[list[int]]:
-        if self.crf is not None:
-            mask = lengths_to_mask(lengths, emissions.shape[1])  # (B, T)
-            return self.crf.viterbi(emissions.float(), mask)
-        best = emissions.argmax(-1).tolist()  # (B, T)
-        return [row[:n] for row, n in zip(best, lengths.tolist(), strict=True)]
-
-    def type_probabilities(self, emissions: Tensor, lengths: Tensor) -> Tensor:
-        """Each token's probability of being ``O`` or inside an entity of each type.
-
-        With a CRF these are its marginals summed over ``B-X`` and ``I-X``; with a
-        softmax, each token's softmax so summed.
-
-        Args:
-            emissions: P (B, T, K). lengths: (B,) long.
-
-        Returns:
-            (B, T, 1 + types) float, in :func:`tag_types` order; 0 at padding.
-        """
-        mask = lengths_to_mask(lengths, emissions.shape[1])  # (B, T)
-        if self.crf is not None:
-            p = self.crf.marginals(emissions.float(), mask)  # (B, T, K)
-        else:
-            p = emissions.float().softmax(-1) * mask.unsqueeze(2)  # (B, T, K)
-        types, column = tag_types(self.config.tags)
-        out = p.new_zeros(*p.shape[:2], 1 + len(types))  # (B, T, C)
-        return out.index_add_(2, column.to(p.device), p)
-
-    @torch.no_grad()
-    def predict(self, batch: dict) -> list[list[int]]:
-        """The tag ids of each sentence (Viterbi path with a CRF, else each token's argmax).
-
-        Returns:
-            B lists, each as long as its sentence.
-        """
-        with eval_mode(self):
-            emissions = self(batch)  # (B, T, K)
-        return self._decode(emissions, batch["lengths"])
-
-    @torch.no_grad()
-    def evaluate(self, batches) -> dict[str, float]:
-        """Loss, entity-level F1/precision/recall (seqeval) and token accuracy over batches.
-
-        Returns:
-            ``val_loss`` (per sentence), ``val_f1``, ``val_precision``, ``val_recall``
-            and ``val_acc`` (tokens), each a float; F1 etc. are fractions in [0, 1].
-        """
-        with eval_mode(self):
-            names = self.config.tags
-            loss_sum, sentences, gold, predicted = 0.0, 0, [], []
-            for batch in batches:
-                emissions = self(batch)  # (B, T, K)
-                loss_sum += float(self._loss_sum(emissions, batch))
-                sentences += batch["lengths"].shape[0]
-                tags, lengths = batch["tags"].tolist(), batch["lengths"].tolist()
-                # A row may hold several sentences (document context); score them one by one,
-                # as CoNLL does, so that no entity runs across a sentence end.
-                splits = batch["splits"].tolist() if "splits" in batch else [[n] for n in lengths]
-                for row, path, n, sizes in zip(tags, self._decode(emissions, batch["lengths"]),
-                                               lengths, splits, strict=True):
-                    gold += split_sizes([names[i] for i in row[:n]], sizes)
-                    predicted += split_sizes([names[i] for i in path], sizes)
-        report = entity_report(gold, predicted)
-        tokens = sum(map(len, gold))
-        correct = sum(g == p for gs, ps in zip(gold, predicted, strict=True)
-                      for g, p in zip(gs, ps, strict=True))
-        return {"val_loss": loss_sum / max(sentences, 1), "val_f1": report["f1"],
-                "val_precision": report["precision"], "val_recall": report["recall"],
-                "val_acc": correct / max(tokens, 1)}
-
-
-class VocabBridge(nn.Module):
-    """A tagger that reads batches encoded with a larger vocabulary than its own.
-
-    So that taggers trained on different data (train only, train+valid) can join
-    one ensemble: the batch is encoded once, with the vocabulary that holds all
-    of theirs, and each member maps the ids back to its own; a word (or
-    character) the member never saw becomes its ``<unk>``, as it would have been
-    in its own encoding.
-
-    Args:
-        model: the member tagger.
-        word_map: (V_batch,) long, each batch word id's id in ``model``'s vocabulary.
-        char_map: (C_batch,) long, the same for characters.
-    """
-
-    def __init__(self, model: Tagger, word_map: Tensor, char_map: Tensor) -> None:
-        super().__init__()
-        self.model, self.config, self.crf = model, model.config, model.crf
-        self.register_buffer("word_map", word_map)
-        self.register_buffer("char_map", char_map)
-
-    def forward(self, batch: dict) -> Tensor:
-        """The member's emission scores P (B, T, K) for a batch of the larger vocabulary."""
-        return self.model({**batch, "words": self.word_map[batch["words"]],  # (B, T)
-                           "chars": self.char_map[batch["chars"]]})  # (B, T, W)
-
-
-class TaggerEnsemble(nn.Module):
-    """Several taggers of the same data read as one: their scores averaged.
-
-    The emission scores are averaged, and with CRFs the transition scores too.
-    A path's CRF score is linear in both, so Viterbi over the averages finds the
-    path with the best mean score over the members; with softmax outputs each
-    token takes the tag of the best mean score. Members must share their tags,
-    output kind and inputs (checked by the caller that loads them, which knows
-    the vocabularies).
-
-    Args:
-        models: two or more :class:`Tagger` s.
-    """
-
-    def __init__(self, models: list[Tagger]) -> None:
-        super().__init__()
-        first = models[0].config
-        for m in models[1:]:
-            if (m.config.tags, m.config.crf) != (first.tags, first.crf):
-                raise ValueError("ensemble members must have the same tags and output layer "
-                                 "(all CRF or all softmax)")
-        self.models = nn.ModuleList(models)
-        self.config = first
-        self.crf = None
-        if first.crf:
-            self.crf = copy.deepcopy(models[0].crf)
-            with torch.no_grad():
-                for name, p in self.crf.named_parameters():
-                    p.copy_(torch.stack([m.crf.get_parameter(name) for m in models]).mean(0))
-
-    def forward(self, batch: dict) -> Tensor:
-        """The members' emission scores P (B, T, K), averaged."""
-        return torch.stack([m(batch) for m in self.models]).mean(0)  # (B, T, K)
-
-    # Decoding, prediction and evaluation only use forward() and crf, so Tagger's own
-    # methods serve the ensemble unchanged.
-    _loss_sum = Tagger._loss_sum
-    _decode = Tagger._decode
-    type_probabilities = Tagger.type_probabilities
-    predict = Tagger.predict
-    evaluate = Tagger.evaluate
