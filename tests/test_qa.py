@@ -6,8 +6,9 @@ import random
 
 import pytest
 import torch
+from babi_paths import real_babi_dir
+from training import train_steps
 
-from tests.babi_paths import real_babi_dir
 from textrnn.data import qa_batches
 from textrnn.data.babi import QAExample, find_task_files, read_babi
 from textrnn.data.qa_batches import QABatches, build_vocabs, encode_stories, encode_story
@@ -43,22 +44,8 @@ def toy_setup(arch: str = "memn2n", n: int = 64, **kw):
 
 
 def train(model, batches, epochs: int, lr: float = 0.01) -> list[float]:
-    """A tiny Adam loop; returns the mean loss of each epoch."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    means = []
-    for epoch in range(epochs):
-        batches.set_epoch(epoch)
-        model.train()
-        losses = []
-        for batch in batches:
-            loss = model.loss(batch)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 40.0)
-            optimizer.step()
-            losses.append(loss.item())
-        means.append(sum(losses) / len(losses))
-    return means
+    """The shared loop, with memory networks' loose gradient clip."""
+    return train_steps(model, batches, epochs, lr, grad_clip=40.0)
 
 
 # --- batches ---------------------------------------------------------------------------
