@@ -11,8 +11,9 @@ are scored on the test plays the same way: 10 parallel streams, windows of 35 to
 the hidden state carried across windows.
 
 (a) **textrnn**: ``textrnn train lm --level word`` with the flags in
-:data:`TEXTRNN_FLAGS` (add more after ``--``), trained by :func:`textrnn.train.fit`
-and scored by the task's ``evaluate`` (what ``textrnn eval`` prints).
+:data:`TEXTRNN_FLAGS` (add more after ``--``), built by :func:`textrnn.pipelines.lm.build`,
+trained by :func:`textrnn.train.fit` and scored by :func:`textrnn.pipelines.lm.evaluate`
+(what ``textrnn eval`` prints).
 
 (b) **the reference**, :class:`ReferenceLSTM` and :func:`train_reference`, written
 here from the example's recipe and default flags (not its code): embedding (200) →
@@ -46,6 +47,7 @@ import math
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -53,11 +55,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from textrnn import checkpoint
-from textrnn.cli import build_parser
+from textrnn.cli import build_parser, flags
 from textrnn.data.shakespeare import prepare_shakespeare
 from textrnn.data.text import StreamBatches, read_text, tokenize_lines
-from textrnn.tasks import TASKS
-from textrnn.train import TrainConfig, fit
+from textrnn.models.lm import LMConfig
+from textrnn.pipelines import lm
+from textrnn.train import fit
 from textrnn.vocab import Vocab
 
 # textrnn's side: a word LSTM of the reference's size and batch, Adam, the learning rate
@@ -236,35 +239,32 @@ def run_textrnn(data: Path, out: Path, args: argparse.Namespace) -> dict:
     argv = ["train", "lm", "--data", str(data / "train.txt"), "--valid", str(data / "valid.txt"),
             "--out", str(out), "--max-vocab", str(args.max_vocab), "--threads",
             str(args.threads), "--seed", str(args.seed), *TEXTRNN_FLAGS, *args.textrnn_args]
-    targs = build_parser().parse_args(argv)
-    task = TASKS["lm"]
-    cfg = TrainConfig(**{f: getattr(targs, f) for f in (
-        "epochs", "max_steps", "lr", "optimizer", "weight_decay", "grad_clip", "schedule",
-        "eval_every", "log_every", "device", "threads", "amp", "seed")},
-        best_metric=task.best_metric, best_mode=task.best_mode,
-        max_minutes=args.budget / 60)  # fit stops itself, so --schedule linear ends at 0
-    model, vocabs, train_data, val_data = task.build(targs)
+    targs = build_parser().parse_args(argv)  # `textrnn train lm`'s flags, parsed as it does
+    # fit stops itself at the budget, so --schedule linear ends at 0
+    cfg = replace(flags.train_config(targs), max_minutes=args.budget / 60)
+    run = lm.build(targs.data, valid=targs.valid, bptt=targs.bptt, min_count=targs.min_count,
+                   max_vocab=targs.max_vocab, batch_size=targs.batch_size, seed=targs.seed,
+                   **flags.config_kwargs(LMConfig, targs))
+    model, train_data = run.model, run.train_data
     budget = Budget(train_data, args.budget)
     try:
-        fit(model, budget, val_data, cfg, out, "lm", vocabs)
+        fit(model, budget, run.val_data, cfg, out)
     except KeyboardInterrupt:  # the budget is spent; fit saved last.pt
         pass
     # fit stopped at the budget on its own clock, which starts before Budget's, and then
     # validated once more: that last validation is not training time.
     seconds = min(budget.elapsed(), args.budget)
-    eval_args = argparse.Namespace(batch_size=EVAL_BATCH_SIZE, bptt=EVAL_BPTT)
     candidates = [out / "last.pt"] + ([out / "best.pt"] if (out / "best.pt").exists() else [])
     scored = []
     for path in candidates:
-        bundle = checkpoint.load(path)
-        eval_args.data = str(data / "valid.txt")
-        scored.append((task.evaluate(bundle, eval_args)["loss"], path, bundle))
+        bundle = checkpoint.load(path, task="lm")
+        val = lm.evaluate(bundle, data / "valid.txt", bptt=EVAL_BPTT, batch_size=EVAL_BATCH_SIZE)
+        scored.append((val["loss"], path, bundle))
     val_loss, path, bundle = min(scored, key=lambda item: item[0])
-    eval_args.data = str(data / "test.txt")
-    test = task.evaluate(bundle, eval_args)
+    test = lm.evaluate(bundle, data / "test.txt", bptt=EVAL_BPTT, batch_size=EVAL_BATCH_SIZE)
     return {"steps": bundle.step, "tokens": budget.tokens, "seconds": seconds,
             "model": bundle.model, "batches": train_data, "lr": cfg.lr,
-            "val_loss": val_loss, "test_loss": test["loss"], "vocab": vocabs["tokens"],
+            "val_loss": val_loss, "test_loss": test["loss"], "vocab": model.vocabs["tokens"],
             "params": sum(p.numel() for p in model.parameters())}
 
 

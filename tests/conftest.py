@@ -46,7 +46,8 @@ def make_tiny_lm(tiny_text: Path):
     from the same seed every call so that two calls give identical models.
     """
     from textrnn.data.text import StreamBatches, read_text, tokenize_lines
-    from textrnn.models.lm import LanguageModel, LMConfig
+    from textrnn.models import build
+    from textrnn.models.lm import LMConfig
     from textrnn.vocab import Vocab
 
     lines = read_text(tiny_text).splitlines(keepends=True)
@@ -67,7 +68,7 @@ def make_tiny_lm(tiny_text: Path):
         )
         train = StreamBatches(torch.tensor(vocab.encode(train_tokens)), batch_size=4, bptt=16)
         val = StreamBatches(torch.tensor(vocab.encode(val_tokens)), batch_size=2, bptt=16)
-        return LanguageModel(config), {"tokens": vocab}, train, val
+        return build("lm", config, {"tokens": vocab}), {"tokens": vocab}, train, val
 
     return make
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from textrnn import models
 from textrnn.checkpoint import load
 from textrnn.cli import main
 from textrnn.models.lm import LanguageModel, LMConfig, default_cutoffs
@@ -16,7 +17,7 @@ def _model(**overrides) -> LanguageModel:
     torch.manual_seed(0)
     config = {"vocab_size": 40, "level": "word", "embedding_size": 8, "hidden_size": 16,
               "num_layers": 1, "dropout": 0.0, "softmax": "adaptive", "cutoffs": (5, 20)}
-    return LanguageModel(LMConfig(**{**config, **overrides})).double()
+    return models.build("lm", LMConfig(**{**config, **overrides}), {}).double()
 
 
 def test_scores_are_a_distribution_and_the_loss_is_their_cross_entropy():

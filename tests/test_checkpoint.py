@@ -15,14 +15,10 @@ from textrnn.models.lm import LMConfig
 from textrnn.train import TrainConfig, fit
 
 
-def _save(path, model, vocabs, **kw):
-    return checkpoint.save(path, task="lm", model=model, vocabs=vocabs, **kw)
-
-
 def test_round_trip_same_predictions(make_tiny_lm, tmp_path) -> None:
     model, vocabs, train, _ = make_tiny_lm()
     model.loss(next(iter(train)))  # carry some state, as a model mid-training does
-    _save(tmp_path / "m.pt", model, vocabs, step=3, metrics={"val_loss": 2.5})
+    checkpoint.save(tmp_path / "m.pt", model=model, step=3, metrics={"val_loss": 2.5})
     bundle = checkpoint.load(tmp_path / "m.pt")
     assert bundle.task == "lm" and bundle.step == 3 and bundle.metrics == {"val_loss": 2.5}
     assert isinstance(bundle.config, LMConfig) and bundle.config == model.config
@@ -36,7 +32,7 @@ def test_round_trip_same_predictions(make_tiny_lm, tmp_path) -> None:
 
 def test_file_is_plain_data_loadable_with_weights_only(make_tiny_lm, tmp_path) -> None:
     model, vocabs, _, _ = make_tiny_lm()
-    _save(tmp_path / "m.pt", model, vocabs, train_config={"lr": 0.1}, extra={"best": 1.0})
+    checkpoint.save(tmp_path / "m.pt", model=model, train_config={"lr": 0.1}, extra={"best": 1.0})
     raw = torch.load(tmp_path / "m.pt", weights_only=True)
     assert raw["format"] == 1 and raw["task"] == "lm"
     assert raw["model_config"]["hidden_size"] == 32
@@ -47,7 +43,7 @@ def test_file_is_plain_data_loadable_with_weights_only(make_tiny_lm, tmp_path) -
 
 def test_load_asks_torch_for_weights_only(make_tiny_lm, tmp_path, monkeypatch) -> None:
     model, vocabs, _, _ = make_tiny_lm()
-    _save(tmp_path / "m.pt", model, vocabs)
+    checkpoint.save(tmp_path / "m.pt", model=model)
     seen = []
     real_load = torch.load
 
@@ -62,8 +58,8 @@ def test_load_asks_torch_for_weights_only(make_tiny_lm, tmp_path, monkeypatch) -
 
 def test_atomic_write_leaves_no_temp_files(make_tiny_lm, tmp_path, monkeypatch) -> None:
     model, vocabs, _, _ = make_tiny_lm()
-    path = _save(tmp_path / "m.pt", model, vocabs, step=1)
-    _save(path, model, vocabs, step=2)  # overwrite in place
+    path = checkpoint.save(tmp_path / "m.pt", model=model, step=1)
+    checkpoint.save(path, model=model, step=2)  # overwrite in place
     assert os.listdir(tmp_path) == ["m.pt"]
 
     def crash(obj, f):  # a write that dies half-way
@@ -72,7 +68,7 @@ def test_atomic_write_leaves_no_temp_files(make_tiny_lm, tmp_path, monkeypatch) 
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(OSError, match="disk full"):
-        _save(path, model, vocabs, step=3)
+        checkpoint.save(path, model=model, step=3)
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["m.pt"]
     assert checkpoint.load(path).step == 2  # the old checkpoint is intact
@@ -107,7 +103,7 @@ def test_bad_files_raise_checkpoint_error_naming_the_file(
     make_tiny_lm, tmp_path, case: str, message: str
 ) -> None:
     model, vocabs, _, _ = make_tiny_lm()
-    good = _save(tmp_path / "good.pt", model, vocabs)
+    good = checkpoint.save(tmp_path / "good.pt", model=model)
     raw = torch.load(good, weights_only=True)
     path = tmp_path / "bad.pt"
     if case == "truncated":
@@ -136,9 +132,9 @@ def test_bad_files_raise_checkpoint_error_naming_the_file(
 
 
 def _train(make_tiny_lm, out, max_steps: int, resume: bool = False):
-    model, vocabs, train, val = make_tiny_lm(dropout=0.3)  # dropout: the RNG state matters
+    model, _, train, val = make_tiny_lm(dropout=0.3)  # dropout: the RNG state matters
     cfg = TrainConfig(epochs=10, max_steps=max_steps, lr=1e-2, eval_every=4, device="cpu", seed=11)
-    fit(model, train, val, cfg, out, "lm", vocabs, resume=resume)
+    fit(model, train, val, cfg, out, resume=resume)
     return model
 
 

@@ -11,12 +11,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from training import train_steps
 
+from textrnn import checkpoint, models
 from textrnn.checkpoint import load
+from textrnn.cli import classifier as classifier_cli
 from textrnn.cli import main
+from textrnn.data.classifier_batches import make_batches
 from textrnn.data.sentiment import LabeledText
 from textrnn.models.classifier import Classifier, ClassifierConfig
-from textrnn.tasks.classifier import ClassifierTask, make_batches
+from textrnn.pipelines import classifier
 from textrnn.vocab import Vocab
 
 POSITIVE = ["great", "wonderful", "superb", "moving", "funny"]
@@ -72,7 +76,7 @@ def _model(**overrides) -> Classifier:
     torch.manual_seed(0)
     config = ClassifierConfig(vocab_size=50, num_classes=3, embedding_size=8, hidden_size=6,
                               dropout=0.0, **overrides)
-    return Classifier(config).eval()
+    return models.build("classifier", config, {}).eval()
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
@@ -120,27 +124,19 @@ def _toy_batches(n: int = 64):
 
 @pytest.mark.parametrize("kind", ["rnn", "mlp"])
 def test_loss_goes_down_and_predictions_round_trip(kind, tmp_path):
-    from textrnn import checkpoint
-
     examples, words, labels = _toy_batches()
     config = ClassifierConfig(vocab_size=len(words), num_classes=2, model=kind,
                               embedding_size=16, hidden_size=16, mlp_hidden=[16], dropout=0.0)
     torch.manual_seed(0)
-    model = Classifier(config)
-    batches = make_batches(examples, words, labels, config, 16, "toy", shuffle=True, seed=0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    model = models.build("classifier", config, {"words": words, "labels": labels})
+    batches = make_batches(examples, words, labels, 16, "toy", shuffle=True, seed=0)
     before = model.evaluate(batches)
-    for epoch in range(4):
-        batches.set_epoch(epoch)
-        for batch in batches:
-            optimizer.zero_grad()
-            model.loss(batch).backward()
-            optimizer.step()
+    train_steps(model, batches, epochs=4, lr=0.02)
     after = model.evaluate(batches)
     assert after["val_loss"] < 0.5 * before["val_loss"] and after["val_acc"] >= 0.9
-    checkpoint.save(tmp_path / "m.pt", task="classifier", model=model,
-                    vocabs={"words": words, "labels": labels})
-    bundle = load(tmp_path / "m.pt")
+    checkpoint.save(tmp_path / "m.pt", model=model)
+    bundle = load(tmp_path / "m.pt", task="classifier")
+    assert bundle.vocabs == {"words": words, "labels": labels}
     batch = next(iter(batches))
     assert bundle.model.predict(batch) == model.predict(batch)
     probs = torch.tensor([p["probs"] for p in model.predict(batch)])
@@ -247,12 +243,34 @@ def test_user_errors_are_one_line_naming_file_and_line(reviews, tmp_path, capsys
         assert main(["classify", "--checkpoint", str(run / "best.pt")]) == 2
     finally:
         sys.stdin = sys_stdin
-    assert "no text to classify" in capsys.readouterr().err
+    assert "nothing to classify" in capsys.readouterr().err
 
 
 def test_task_contract():
-    task = ClassifierTask()
-    assert (task.best_metric, task.best_mode) == ("val_acc", "max")
-    for name in ("add_train_args", "build", "add_eval_args", "evaluate", "format_eval",
-                 "add_data_commands", "add_commands"):
-        assert callable(getattr(task, name))
+    assert (Classifier.best_metric, Classifier.best_mode) == ("val_acc", "max")
+    assert classifier_cli.TASK == Classifier.task == "classifier"
+    for name in ("add_train_flags", "train", "add_eval_flags", "evaluate", "format_eval",
+                 "add_commands"):
+        assert callable(getattr(classifier_cli, name))
+    for name in ("build", "evaluate", "classify"):
+        assert callable(getattr(classifier, name))
+
+
+def test_flags_map_onto_the_config_and_the_pipeline_builds_it(reviews):
+    from textrnn.cli import build_parser, flags
+
+    args = build_parser().parse_args([
+        "train", "classifier", "--data", str(reviews / "train.csv"), "--out", "unused",
+        "--cased", "--mlp-hidden", "0", "--model", "mlp", "--no-bidirectional",
+        "--max-tokens", "0", "--bag", "log"])
+    kwargs = flags.config_kwargs(ClassifierConfig, args)
+    assert kwargs["lower"] is False and kwargs["mlp_hidden"] == [] and kwargs["model"] == "mlp"
+    assert kwargs["bidirectional"] is False and kwargs["max_tokens"] == 0
+    assert not {"vocab_size", "num_classes", "ordinal", "label_counts"} & set(kwargs)
+    run = classifier.build(args.data, batch_size=8, seed=0, **kwargs)
+    config = run.model.config
+    assert (config.lower, config.mlp_hidden, config.bag, config.ordinal) == (False, [], "log",
+                                                                            False)
+    assert config.label_counts == [120, 120] and run.model.vocabs["labels"].itos == ["neg", "pos"]
+    assert sum(len(b["label"]) for b in run.val_data) == 60  # valid.csv beside the data
+    assert sum(len(b["label"]) for b in run.train_data) == 240

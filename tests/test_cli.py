@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 
 from textrnn import __version__
-from textrnn.cli import build_parser, main
+from textrnn.cli import build_parser, classifier, data, lm, main
 
 TINY_LM = [
     "--level",
@@ -244,3 +245,73 @@ def test_demo_end_to_end(tmp_path, capsys) -> None:
         == 0
     )
     assert "val bpc" in capsys.readouterr().out
+
+
+ROOT = Path(__file__).parent.parent
+OURS = ("sample", "score", "demo", "classify")  # and train lm/classifier, their eval, data
+
+
+def _shell_commands(path: Path) -> list[list[str]]:
+    """The ``textrnn ...`` command lines of the ```bash blocks of a Markdown file, as argv
+    lists (continuation lines joined, quotes honoured, comments dropped)."""
+    commands = []
+    for block in path.read_text(encoding="utf-8").split("```")[1::2]:
+        if not block.startswith("bash"):
+            continue
+        pending = ""
+        for line in block.splitlines()[1:]:
+            pending += line
+            if pending.endswith("\\"):  # a continuation line
+                pending = pending[:-1]
+                continue
+            try:
+                words = shlex.split(pending, comments=True)
+            except ValueError:  # an open quote: the prompt goes on on the next line
+                pending += "\n"
+                continue
+            pending = ""
+            if words[:1] == ["textrnn"]:
+                commands.append(words[1:])
+    return commands
+
+
+def _lm_and_classifier_commands() -> list[list[str]]:
+    """The README's (and docs/results.md's) commands of the lm and classifier tasks."""
+    found = [c for name in ("README.md", "docs/results.md") if (ROOT / name).is_file()
+             for c in _shell_commands(ROOT / name)]
+    trains = [c for c in found if c[:2] in (["train", "lm"], ["train", "classifier"])]
+    runs = {c[c.index("--out") + 1] for c in trains}
+    evals = [c for c in found if c[0] == "eval"
+             and str(Path(c[c.index("--checkpoint") + 1]).parent) in runs]
+    datas = [c for c in found if c[:2] in (["data", "shakespeare"], ["data", "melodies"],
+                                           ["data", "reviews"], ["data", "ratings"])]
+    return trains + evals + datas + [c for c in found if c[0] in OURS]
+
+
+LM_AND_CLASSIFIER = _lm_and_classifier_commands()
+
+
+def test_readme_has_the_commands() -> None:
+    names = {" ".join(argv[:2]) if argv[0] in ("train", "data") else argv[0]
+             for argv in LM_AND_CLASSIFIER}
+    assert names >= {"demo", "train lm", "train classifier", "sample", "score", "eval",
+                     "classify", "data melodies", "data shakespeare", "data reviews",
+                     "data ratings"}
+
+
+@pytest.mark.parametrize("argv", LM_AND_CLASSIFIER, ids=" ".join)
+def test_readme_commands_parse(argv) -> None:
+    """Every README command of the lm and classifier tasks parses as it is written."""
+    args = build_parser().parse_args(argv)
+    if argv[0] == "train":
+        assert args.func is {"lm": lm, "classifier": classifier}[args.task].train
+    elif argv[0] == "data":
+        assert args.func.__module__ == data.__name__
+    elif argv[0] != "eval":
+        assert args.func.__module__ in (lm.__name__, classifier.__name__)
+    if argv[0] == "sample" and "--abc" in argv:
+        assert args.prompt == r"X:1\nM:4/4\nL:1/8\nK:G\nG" and args.abc == "tune.abc"
+    if argv[0] == "sample" and "--max-tokens" in argv:  # the prompt holds a quoted line break
+        assert args.prompt == "ROMEO:\n" and args.max_tokens == 400
+    if argv[:2] == ["train", "lm"] and "--bptt" in argv:
+        assert args.bptt == int(argv[argv.index("--bptt") + 1])

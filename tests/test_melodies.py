@@ -6,8 +6,8 @@ import pytest
 
 from textrnn.cli import main
 from textrnn.data.melodies import Tune, find_corpus, parse_abc, split_of, split_tunes
+from textrnn.data.music import end_of_tune, normalize_prompt, tune_from_text, write_midi
 from textrnn.errors import DataError
-from textrnn.music import end_of_tune, normalize_prompt, tune_from_text, write_midi
 
 ESSEN_LIKE = """\
 X:1

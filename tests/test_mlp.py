@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 from collections.abc import Iterator
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-import textrnn.mlp
 from textrnn.mlp import MLP, Perceptron, bag_of_words
 
 X = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])  # (4, 2)
@@ -37,11 +35,6 @@ def fit_accuracy(model: torch.nn.Module, y: torch.Tensor, steps: int = 300) -> f
         optimizer.step()
     with torch.no_grad():
         return (model(X).argmax(dim=1) == y).float().mean().item()
-
-
-def test_doctests() -> None:
-    # mlp.py is outside pytest's doctest paths, so run its examples here.
-    assert doctest.testmod(textrnn.mlp).failed == 0
 
 
 def test_perceptron_is_one_linear_layer() -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from textrnn import models
 from textrnn.checkpoint import load
 from textrnn.cli import main
-from textrnn.models.lm import LanguageModel, LMConfig
+from textrnn.models.lm import LMConfig
 
 CORPUS = [
     "we ate the apple and pear salad",
@@ -20,8 +21,9 @@ CORPUS = [
 
 def test_batched_scores_equal_one_at_a_time_and_a_manual_sum():
     torch.manual_seed(0)
-    model = LanguageModel(LMConfig(vocab_size=12, level="word", hidden_size=16,
-                                   embedding_size=8, num_layers=2, dropout=0.0)).eval()
+    config = LMConfig(vocab_size=12, level="word", hidden_size=16, embedding_size=8,
+                      num_layers=2, dropout=0.0)
+    model = models.build("lm", config, {}).eval()
     seqs = [[3, 4, 5, 2], [6, 2], [7, 8, 9, 10, 11, 2]]
     batched = model.score(seqs, start_id=2)
     alone = [model.score([s], start_id=2)[0] for s in seqs]
@@ -52,5 +54,5 @@ def test_score_command_prefers_the_likely_sentence(tmp_path, capsys):
 
 def test_score_refuses_non_lm_checkpoints(qa_checkpoint, capsys):
     assert main(["score", "--checkpoint", str(qa_checkpoint), "hello"]) == 2
-    assert "cannot score" in capsys.readouterr().err
+    assert f"{qa_checkpoint}: a 'qa' checkpoint, not a 'lm' one" in capsys.readouterr().err
     assert load(qa_checkpoint).task == "qa"

@@ -251,7 +251,6 @@ def test_bad_data_is_one_line_naming_file_and_line(conll_dir, tmp_path, capsys):
 
 def test_tag_rejects_other_checkpoints(tmp_path, capsys, make_tiny_lm):
     model, vocabs, _, _ = make_tiny_lm()
-    model.vocabs = vocabs
     path = checkpoint.save(tmp_path / "lm.pt", model=model)
     assert main(["tag", "--checkpoint", str(path), "hello"]) == 2
     assert "a 'lm' checkpoint, not a 'tagger' one" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Tests for textrnn.train.fit (on a tiny char LM) and the LM contract it relies on."""
+"""Tests for textrnn.train.fit, on a tiny char LM (the LM itself: tests/test_lm.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from textrnn import checkpoint
+from textrnn.device import resolve_device, to_device
 from textrnn.errors import TextrnnError
-from textrnn.train import TrainConfig, fit, resolve_device, to_device
+from textrnn.train import TrainConfig, fit
 
 METRIC_KEYS = {"step", "epoch", "train_loss", "val_loss", "val_ppl", "val_bpc", "elapsed", "lr"}
 
@@ -25,16 +26,16 @@ def _records(run_dir) -> list[dict]:
 
 
 def test_loss_goes_down(make_tiny_lm, run_dir) -> None:
-    model, vocabs, train, val = make_tiny_lm(dropout=0.0)
+    model, _, train, val = make_tiny_lm(dropout=0.0)
     before = model.evaluate(train)["val_loss"]
-    fit(model, train, val, _cfg(max_steps=60, eval_every=20), run_dir, "lm", vocabs)
+    fit(model, train, val, _cfg(max_steps=60, eval_every=20), run_dir)
     after = model.evaluate(train)["val_loss"]
     assert after < before - 1.0, (before, after)
 
 
 def test_metrics_curves_and_checkpoints_written(make_tiny_lm, run_dir) -> None:
-    model, vocabs, train, val = make_tiny_lm()
-    result = fit(model, train, val, _cfg(max_steps=20, eval_every=5), run_dir, "lm", vocabs)
+    model, _, train, val = make_tiny_lm()
+    result = fit(model, train, val, _cfg(max_steps=20, eval_every=5), run_dir)
     records = _records(run_dir)
     assert [r["step"] for r in records] == [5, 10, 15, 20]
     assert all(set(r) == METRIC_KEYS for r in records)
@@ -49,8 +50,8 @@ def test_metrics_curves_and_checkpoints_written(make_tiny_lm, run_dir) -> None:
 
 
 def test_max_steps_respected(make_tiny_lm, run_dir) -> None:
-    model, vocabs, train, val = make_tiny_lm()
-    result = fit(model, train, val, _cfg(max_steps=7, eval_every=5), run_dir, "lm", vocabs)
+    model, _, train, val = make_tiny_lm()
+    result = fit(model, train, val, _cfg(max_steps=7, eval_every=5), run_dir)
     assert result["step"] == 7
     # Step 5 on schedule, and a last evaluation where max_steps stopped the run.
     assert [r["step"] for r in _records(run_dir)] == [5, 7]
@@ -59,16 +60,16 @@ def test_max_steps_respected(make_tiny_lm, run_dir) -> None:
 
 
 def test_eval_every_zero_evaluates_at_each_epoch_end(make_tiny_lm, run_dir) -> None:
-    model, vocabs, train, val = make_tiny_lm()
-    fit(model, train, val, _cfg(epochs=2, eval_every=0), run_dir, "lm", vocabs)
+    model, _, train, val = make_tiny_lm()
+    fit(model, train, val, _cfg(epochs=2, eval_every=0), run_dir)
     records = _records(run_dir)
     assert [(r["step"], r["epoch"]) for r in records] == [(len(train), 1), (2 * len(train), 2)]
 
 
 def test_fresh_run_replaces_old_metrics(make_tiny_lm, run_dir) -> None:
     for _ in range(2):
-        model, vocabs, train, val = make_tiny_lm()
-        fit(model, train, val, _cfg(max_steps=5), run_dir, "lm", vocabs)
+        model, _, train, val = make_tiny_lm()
+        fit(model, train, val, _cfg(max_steps=5), run_dir)
     assert len(_records(run_dir)) == 1
 
 
@@ -94,37 +95,35 @@ def _raise_keyboard_interrupt() -> None:
 
 
 def test_keyboard_interrupt_saves_last(make_tiny_lm, run_dir) -> None:
-    model, vocabs, train, val = make_tiny_lm()
+    model, _, train, val = make_tiny_lm()
     data = _Interrupting(train, at=3, action=_raise_keyboard_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        fit(model, data, val, _cfg(eval_every=100), run_dir, "lm", vocabs)
+        fit(model, data, val, _cfg(eval_every=100), run_dir)
     raw = checkpoint.read(run_dir / "last.pt")
     assert (raw["step"], raw["batch_in_epoch"]) == (3, 3)
     assert not (run_dir / "metrics.jsonl").exists()  # no evaluation ran; nothing else written
 
 
 def test_ctrl_c_stops_at_a_step_boundary_and_resumes_exactly(make_tiny_lm, tmp_path) -> None:
-    model, vocabs, train, val = make_tiny_lm()
-    fit(model, train, val, _cfg(max_steps=12, eval_every=100), tmp_path / "a", "lm", vocabs)
+    model, _, train, val = make_tiny_lm()
+    fit(model, train, val, _cfg(max_steps=12, eval_every=100), tmp_path / "a")
 
     # A real SIGINT arrives while batch 4 is being fetched: the step finishes, then fit saves.
-    stopped, vocabs, train, val = make_tiny_lm()
+    stopped, _, train, val = make_tiny_lm()
     data = _Interrupting(train, at=4, action=lambda: signal.raise_signal(signal.SIGINT))
     before = signal.getsignal(signal.SIGINT)  # SIG_IGN where a shell started us in background
     with pytest.raises(KeyboardInterrupt):
-        fit(stopped, data, val, _cfg(max_steps=12, eval_every=100), tmp_path / "b", "lm", vocabs)
+        fit(stopped, data, val, _cfg(max_steps=12, eval_every=100), tmp_path / "b")
     assert checkpoint.read(tmp_path / "b" / "last.pt")["step"] == 5
     assert signal.getsignal(signal.SIGINT) is before  # handler restored
 
-    resumed, vocabs, train, val = make_tiny_lm()
+    resumed, _, train, val = make_tiny_lm()
     fit(
         resumed,
         train,
         val,
         _cfg(max_steps=12, eval_every=100),
         tmp_path / "b",
-        "lm",
-        vocabs,
         resume=True,
     )
     for (name, p), q in zip(model.named_parameters(), resumed.parameters(), strict=True):
@@ -132,14 +131,14 @@ def test_ctrl_c_stops_at_a_step_boundary_and_resumes_exactly(make_tiny_lm, tmp_p
 
 
 def test_resume_without_checkpoint_is_an_error(make_tiny_lm, run_dir) -> None:
-    model, vocabs, train, val = make_tiny_lm()
+    model, _, train, val = make_tiny_lm()
     with pytest.raises(TextrnnError, match="last.pt"):
-        fit(model, train, val, _cfg(max_steps=2), run_dir, "lm", vocabs, resume=True)
+        fit(model, train, val, _cfg(max_steps=2), run_dir, resume=True)
 
 
 def test_linear_schedule_decays_lr_to_zero(make_tiny_lm, run_dir) -> None:
-    model, vocabs, train, val = make_tiny_lm()
-    fit(model, train, val, _cfg(max_steps=10, schedule="linear"), run_dir, "lm", vocabs)
+    model, _, train, val = make_tiny_lm()
+    fit(model, train, val, _cfg(max_steps=10, schedule="linear"), run_dir)
     lrs = [r["lr"] for r in _records(run_dir)]
     assert lrs[0] == pytest.approx(0.5e-2) and lrs[-1] == 0.0
 
@@ -159,9 +158,9 @@ def test_time_budget_stops_the_run_and_decays_lr(make_tiny_lm, run_dir, monkeypa
     import textrnn.train as train_module
 
     monkeypatch.setattr(train_module.time, "process_time", _FakeClock())
-    model, vocabs, train, val = make_tiny_lm()
+    model, _, train, val = make_tiny_lm()
     cfg = _cfg(max_minutes=0.5, budget_clock="cpu", schedule="linear", eval_every=0, epochs=1000)
-    result = fit(model, train, val, cfg, run_dir, "lm", vocabs)
+    result = fit(model, train, val, cfg, run_dir)
     # About two clock readings per step (the schedule and the stop check): ~15 steps in 30 s.
     assert 5 < result["step"] < 30, result["step"]
     records = _records(run_dir)
@@ -170,42 +169,41 @@ def test_time_budget_stops_the_run_and_decays_lr(make_tiny_lm, run_dir, monkeypa
     raw = checkpoint.read(run_dir / "last.pt")
     assert raw["extra"]["budget_used"] >= 30.0
     # A resumed run has no time left: it stops at once, at the same step.
-    again = fit(model, train, val, cfg, run_dir, "lm", vocabs, resume=True)
+    again = fit(model, train, val, cfg, run_dir, resume=True)
     assert again["step"] == result["step"]
 
 
 def test_stop_at_ends_the_run_where_the_best_metric_reaches_it(make_tiny_lm, run_dir,
                                                              tmp_path) -> None:
-    model, vocabs, train, val = make_tiny_lm(dropout=0.0)
-    fit(model, train, val, _cfg(max_steps=40), run_dir, "lm", vocabs)
+    model, _, train, val = make_tiny_lm(dropout=0.0)
+    fit(model, train, val, _cfg(max_steps=40), run_dir)
     full = _records(run_dir)
     # The third evaluation's loss, as a target: the run must stop at the first evaluation
     # at or below it, whichever that is (the loss need not fall at every evaluation).
     target = full[2]["val_loss"]
     first = next(r["step"] for r in full if r["val_loss"] <= target)
-    model, vocabs, train, val = make_tiny_lm(dropout=0.0)
+    model, _, train, val = make_tiny_lm(dropout=0.0)
     out = tmp_path / "stopped"
-    result = fit(model, train, val, _cfg(max_steps=40, stop_at=target), out, "lm", vocabs)
+    result = fit(model, train, val, _cfg(max_steps=40, stop_at=target), out)
     assert result["step"] == first < 40
     assert [r["val_loss"] for r in _records(out)] == [r["val_loss"] for r in full
                                                       if r["step"] <= first]
     assert checkpoint.load(out / "best.pt").metrics["val_loss"] <= target
-    again = fit(model, train, val, _cfg(max_steps=40, stop_at=target), out, "lm", vocabs,
-                resume=True)
+    again = fit(model, train, val, _cfg(max_steps=40, stop_at=target), out, resume=True)
     assert again["step"] == first  # reached before: a resumed run stops at once
 
 
 def test_best_checkpoint_is_the_model_that_was_evaluated(make_tiny_lm, run_dir) -> None:
     # A model whose on_evaluate changes what it computes (as MemN2N's end of linear start
     # does): best.pt must still be the model its metrics were measured on.
-    model, vocabs, train, val = make_tiny_lm(dropout=0.0)
+    model, _, train, val = make_tiny_lm(dropout=0.0)
 
     def on_evaluate(metrics: dict) -> None:
         with torch.no_grad():
             model.head.bias.add_(5.0 * torch.randn_like(model.head.bias))
 
     model.on_evaluate = on_evaluate
-    result = fit(model, train, val, _cfg(max_steps=20, eval_every=5), run_dir, "lm", vocabs)
+    result = fit(model, train, val, _cfg(max_steps=20, eval_every=5), run_dir)
     best = checkpoint.load(run_dir / "best.pt")
     again = best.model.evaluate(val)["val_loss"]
     assert again == pytest.approx(result["best_value"], rel=1e-6)
@@ -226,49 +224,6 @@ def test_cuda_without_gpu_is_a_user_error() -> None:
         resolve_device("cuda")
 
 
-# --- the language model's side of the contract ------------------------------------------
-
-
-def test_lm_carries_state_across_windows_and_resets(make_tiny_lm) -> None:
-    model, _, train, _ = make_tiny_lm(dropout=0.0)
-    first, second = list(train)[:2]
-    model.loss(first)
-    carried = model.state[0].clone()
-    model.loss(second)
-    assert not torch.equal(model.state[0], carried)  # moved on from the carried state
-    assert not model.state[0].requires_grad  # detached: gradients stop at the window edge
-    fresh = model.loss(first)
-    model.state = None
-    assert torch.equal(fresh, model.loss(first))  # reset=True ignores the carried state
-
-
-def test_lm_evaluate_keys_and_bpc(make_tiny_lm) -> None:
-    model, _, _, val = make_tiny_lm()
-    metrics = model.evaluate(val)
-    assert set(metrics) == {"val_loss", "val_ppl", "val_bpc"}
-    assert metrics["val_bpc"] == pytest.approx(metrics["val_loss"] / 0.6931471805599453)
-    assert model.training  # evaluate restores the mode
-
-
-def test_lm_sample_is_reproducible_with_a_generator(make_tiny_lm) -> None:
-    model, _, _, _ = make_tiny_lm()
-    one = model.sample(
-        [5, 6], 20, temperature=0.9, top_k=5, generator=torch.Generator().manual_seed(3)
-    )
-    two = model.sample(
-        [5, 6], 20, temperature=0.9, top_k=5, generator=torch.Generator().manual_seed(3)
-    )
-    assert one == two and len(one) == 20
-    assert model.sample([5], 10, temperature=0) == model.sample([5], 10, temperature=0)
-
-
-@pytest.mark.parametrize("cell", ["gru", "rnn"])
-def test_lm_trains_with_every_cell(make_tiny_lm, run_dir, cell: str) -> None:
-    model, vocabs, train, val = make_tiny_lm(cell=cell, num_layers=1)
-    result = fit(model, train, val, _cfg(max_steps=3), run_dir, "lm", vocabs)
-    assert result["step"] == 3
-
-
 def test_train_config_rejects_unknown_choices() -> None:
     with pytest.raises(ValueError, match="best_mode"):
         TrainConfig(best_mode="lowest")
@@ -277,6 +232,6 @@ def test_train_config_rejects_unknown_choices() -> None:
 
 
 def test_unknown_best_metric_is_a_clear_error(make_tiny_lm, run_dir) -> None:
-    model, vocabs, train, val = make_tiny_lm()
+    model, _, train, val = make_tiny_lm()
     with pytest.raises(TextrnnError, match="'val_acc' is not among"):
-        fit(model, train, val, _cfg(max_steps=2, best_metric="val_acc"), run_dir, "lm", vocabs)
+        fit(model, train, val, _cfg(max_steps=2, best_metric="val_acc"), run_dir)

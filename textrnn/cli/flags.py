@@ -40,7 +40,7 @@ def field_comments(cls: type) -> dict[str, str]:
     lines right above it.
 
     >>> field_comments(TrainConfig)["epochs"]
-    'full passes over train_data'
+    'passes over the training data'
     """
     source = textwrap.dedent(inspect.getsource(cls))
     comments: dict[int, str] = {}  # line -> comment text

@@ -4,7 +4,7 @@ The tunes come from the Essen folk-song collection (Schaffrath 1995; several
 thousand German, European and Chinese songs) as shipped in ABC notation with
 the ``music21`` package (BSD licensed) under ``music21/corpus/essenFolksong/``.
 We only read those files, found with :func:`importlib.util.find_spec`; nothing
-here imports ``music21`` (:mod:`textrnn.music` does, to write MIDI).
+here imports ``music21`` (:mod:`textrnn.data.music` does, to write MIDI).
 
 :func:`parse_abc` splits a file into tunes at their ``X:`` lines and keeps what
 a melody model needs: the meter ``M:``, the unit note length ``L:``, the key
@@ -25,7 +25,7 @@ to count or to write German titles::
 The music must be in the subset of ABC the collection uses (notes with
 accidentals, octave marks and lengths, rests ``z``, ties ``-``, bar lines);
 anything else raises :class:`~textrnn.errors.DataError` naming the file and
-line. :mod:`textrnn.music` checks sampled tunes with the same grammar.
+line. :mod:`textrnn.data.music` checks sampled tunes with the same grammar.
 
 The split is fixed and does not depend on file order: identical tunes are kept
 once, and each tune goes to ``test`` when the CRC-32 of its normalised text is

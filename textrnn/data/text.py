@@ -10,11 +10,13 @@ The pipeline (as in the PyTorch ``word_language_model`` example, batch-first):
 5. :class:`StreamBatches` walks those rows left to right in windows of ``bptt``
    tokens; window ``k+1`` continues exactly where window ``k`` stopped in every
    row, which is what lets the model carry its hidden state across windows.
+   :func:`stream_batches` makes one from a list of ids, naming the file when the
+   text is too short.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from os import PathLike
 from pathlib import Path
 
@@ -173,6 +175,33 @@ class StreamBatches:
                 "y": self.data[:, start + 1 : start + 1 + seq_len],  # (B, T)
                 "reset": start == 0,
             }
+
+
+def stream_batches(
+    ids: Sequence[int], batch_size: int, bptt: int, path: str | PathLike[str] | None = None
+) -> StreamBatches:
+    """:class:`StreamBatches` over ``ids``, its ValueError (too few tokens) as a
+    :class:`~textrnn.errors.DataError` naming ``path``.
+
+    >>> stream_batches([1, 2, 3], batch_size=2, bptt=4, path="tiny.txt")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    textrnn.errors.DataError: tiny.txt: 3 tokens are too few for batch size 2 (each row ...
+    """
+    try:
+        return StreamBatches(torch.tensor(ids, dtype=torch.long), batch_size, bptt)
+    except ValueError as err:
+        raise DataError(str(err), path=path) from None
+
+
+def eval_batch_size(num_tokens: int, batch_size: int, bptt: int) -> int:
+    """Up to ``batch_size`` streams, but few enough that each holds a full window: a
+    short validation text is still read in windows of ``bptt`` tokens.
+
+    >>> eval_batch_size(10_000, 32, 128), eval_batch_size(1_000, 32, 128)
+    (32, 7)
+    """
+    return max(1, min(batch_size, num_tokens // (bptt + 1)))
 
 
 def detokenize(tokens: list[str], level: str) -> str:

@@ -50,21 +50,22 @@ class ClassifierConfig:
 
     vocab_size: int  # word ids, len(word vocab); from the training split only
     num_classes: int  # C, len(label vocab)
-    model: str = "rnn"  # "rnn" (bi-recurrent encoder + pooling) or "mlp" (bag-of-words baseline)
-    cell: str = "gru"  # recurrent cell: "gru", "lstm" or "rnn"
-    embedding_size: int = 128  # E, word embedding width (rnn)
-    hidden_size: int = 128  # H per direction (rnn)
+    model: str = "rnn"  # rnn: bidirectional recurrent encoder + pooling; mlp: bag-of-words baseline
+    cell: str = "gru"  # recurrent cell (rnn)
+    embedding_size: int = 128  # word embedding width (rnn)
+    hidden_size: int = 128  # recurrent state width per direction (rnn)
     num_layers: int = 1  # stacked recurrent layers (rnn)
     bidirectional: bool = True  # read both ways, so "not good" and "good, not" differ (rnn)
-    pooling: str = "max"  # "max", "mean" or "last": from T states to one vector (rnn)
-    dropout: float = 0.3  # on embeddings and before the output layer (rnn); after hidden (mlp)
-    impl: str = "fused"  # textrnn.layers implementation: "fused" kernels or the "cells" loop
-    mlp_hidden: list[int] = field(default_factory=lambda: [256])  # MLP widths; [] = perceptron
-    bag: str = "binary"  # bag-of-words weights (mlp): "binary", "count" or "log" (log 1+count)
+    pooling: str = "max"  # from the T states to one vector: max, mean or the last ones (rnn)
+    dropout: float = 0.3  # dropout on embeddings and before the output (rnn); after hidden layers
+    impl: str = "fused"  # fused PyTorch kernels, or the readable Python loop over cells (rnn)
+    # hidden widths, e.g. 256 or 256,64; 0 = the perceptron (mlp)
+    mlp_hidden: list[int] = field(default_factory=lambda: [256])
+    bag: str = "binary"  # bag-of-words weights: binary, count, or log(1 + count) (mlp)
     ordinal: bool = False  # classes are ordered (ratings 1-5): evaluate adds MAE in classes
-    lower: bool = True  # tokens are case-folded (read by the task, which tokenizes)
-    max_tokens: int = 400  # longer texts are cut to this many tokens (task); 0 = keep all
-    head_tokens: int = 100  # of which this many from the start, the rest from the end (task)
+    lower: bool = True  # lower-case the words (the batcher reads it, as it tokenizes)
+    max_tokens: int = 400  # cut longer texts to this many tokens; 0 = keep all
+    head_tokens: int = 100  # of those kept, how many from the start; the rest come from the end
     label_counts: list[int] = field(default_factory=list)  # training texts per class; metadata
 
 

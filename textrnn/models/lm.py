@@ -42,16 +42,21 @@ class LMConfig:
     """Shape and regularisation of a :class:`LanguageModel`."""
 
     vocab_size: int  # number of token ids, len(vocab); comes from the training data
-    level: str = "char"  # "char" or "word": how text is tokenized (sampling joins tokens by it)
-    cell: str = "lstm"  # "lstm", "gru" or "rnn" (tanh)
+    level: str = "char"  # tokenize into characters or words (a sample is joined back alike)
+    cell: str = "lstm"  # recurrent cell (rnn: the plain tanh RNN)
     embedding_size: int = 128  # token embedding width
     hidden_size: int = 256  # recurrent state width per layer
     num_layers: int = 2  # stacked recurrent layers
-    dropout: float = 0.2  # between stacked layers and before the output layer
-    tie_weights: bool = False  # share the embedding and output matrices (needs equal sizes)
-    impl: str = "fused"  # "fused" (PyTorch kernels) or "cells" (readable Python time loop)
-    softmax: str = "full"  # "full", or "adaptive" (Grave et al. 2017; word level, large V)
-    cutoffs: tuple[int, ...] = ()  # adaptive: ids below cutoffs[0] form the head, etc.
+    dropout: float = 0.2  # dropout rate, between stacked layers and before the output layer
+    tie_weights: bool = False  # share the embedding and output weights (needs equal sizes)
+    impl: str = "fused"  # fused PyTorch kernels, or the readable Python loop over cells
+    # output layer: full softmax, or the adaptive softmax (Grave et al. 2017: frequent words
+    # in a head, rare ones in smaller clusters; much faster for word vocabularies, not with
+    # tied weights)
+    softmax: str = "full"
+    # adaptive softmax cluster boundaries in frequency rank (ids below the first form the
+    # head); none given = a fifth and a half of the vocabulary (default_cutoffs)
+    cutoffs: tuple[int, ...] = ()
 
 
 def default_cutoffs(vocab_size: int) -> tuple[int, ...]:

@@ -3,7 +3,7 @@ for :func:`textrnn.train.fit`), ``evaluate`` and its use functions (``answer``, 
 ``classify``, ``translate``, ``sample``, ``score``).
 
 The command line (:mod:`textrnn.cli`) is a thin shell over these functions; anything
-it does, a Python user does with them. No function here takes an argparse Namespace
+it does, a Python user does with them. No function here takes parsed command-line arguments
 or prints: notes go to the ``textrnn`` logger, user errors are raised as
 :class:`~textrnn.errors.TextrnnError`.
 """
