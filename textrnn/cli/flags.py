@@ -99,7 +99,7 @@ def add_config_flags(
         kind = hints[f.name]
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                                help=text)
+                                help=f"{text} (default: {'on' if default else 'off'})")
         elif typing.get_origin(kind) in (list, tuple):
             item = typing.get_args(kind)[0]
             parser.add_argument(flag, type=item, nargs="*", default=default,

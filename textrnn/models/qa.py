@@ -55,7 +55,7 @@ class QAConfig:
     position_encoding: bool = True  # PE: weigh word j by l_kj instead of a bag of words (memn2n)
     temporal_encoding: bool = True  # TE: add T_A(i), T_C(i), i = recency (memn2n)
     weight_tying: str = "adjacent"  # A^{k+1} = C^k, B = A^1; the only scheme built (memn2n)
-    linear_start: bool = True  # LS: no memory softmax until on_evaluate sees val_loss stall
+    linear_start: bool = True  # LS: read memory without softmax until val loss stalls (memn2n)
     random_noise: float = 0.1  # RN: fraction of empty memories in the time index, training only
     init_std: float = 0.1  # embeddings start as N(0, init_std²), as in the MemN2N paper
     answer_hidden: int = 0  # ReLU units between u^{K+1} and W; 0 = the paper's linear W (memn2n)
