@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from tagger_corpus import corpus, tiny, write_conll_dir
 from training import train_steps
 
 from textrnn import checkpoint, models
@@ -18,53 +19,13 @@ from textrnn.data.conll import TaggedSentence, parse_conll
 from textrnn.data.tagger_batches import build_vocabs
 from textrnn.errors import DataError, TextrnnError
 from textrnn.models.tagger import TaggerConfig, tag_types, tagging_scores
-from textrnn.models.tagger_ensemble import TaggerEnsemble
 from textrnn.pipelines import tagger
-from textrnn.pipelines.tagger import batches, document_agreement, join_ensemble, tag
-
-# Two people, a place and an organisation, in a few patterns the model can learn fast.
-NAMES = ["Vincent", "Jules", "Mia", "Butch", "Marsellus"]
-PLACES = ["Paris", "Berlin", "Rome"]
-ORGS = ["Acme", "Globex"]
-
-
-def corpus(n: int, seed: int) -> str:
-    """n sentences in CoNLL columns (word POS chunk tag), BIO2 tags."""
-    g = torch.Generator().manual_seed(seed)
-
-    def pick(xs):
-        return xs[int(torch.randint(len(xs), (1,), generator=g))]
-
-    lines = ["-DOCSTART- -X- -X- O", ""]
-    for i in range(n):
-        a, b = pick(NAMES), pick(NAMES)
-        rows = [(a, "B-PER"), ("and", "O"), (b, "B-PER"), ("went", "O"), ("to", "O")]
-        rows += [(pick(PLACES), "B-LOC")] if i % 2 else [("New", "B-LOC"), ("York", "I-LOC")]
-        rows += [("with", "O"), (pick(ORGS), "B-ORG"), ("Corp", "I-ORG"), (".", "O")]
-        lines += [f"{w} NNP I-NP {t}" for w, t in rows] + [""]
-    return "\n".join(lines)
+from textrnn.pipelines.tagger import batches, document_agreement, tag
 
 
 @pytest.fixture
 def conll_dir(tmp_path: Path) -> Path:
-    """train.txt (60 sentences), valid.txt (10) and test.txt (10) in CoNLL columns."""
-    for name, n, seed in (("train", 60, 0), ("valid", 10, 1), ("test", 10, 2)):
-        (tmp_path / f"{name}.txt").write_text(corpus(n, seed))
-    return tmp_path
-
-
-def tiny(**overrides):
-    """A small model and batches over the tiny corpus, the same for the same overrides."""
-    sentences = parse_conll(corpus(60, 0).splitlines())
-    vocabs = build_vocabs(sentences, lowercase=True, zero_digits=True)
-    settings = dict(word_embedding_size=16, char_embedding_size=8, char_hidden_size=8,
-                    hidden_size=16, dropout=0.0)
-    settings.update(overrides)
-    config = TaggerConfig(vocab_size=len(vocabs["words"]), num_chars=len(vocabs["chars"]),
-                          tags=list(vocabs["tags"].itos), **settings)
-    torch.manual_seed(0)
-    model = models.build("tagger", config, vocabs)
-    return model, vocabs, batches(sentences, vocabs, config, batch_size=16)
+    return write_conll_dir(tmp_path)
 
 
 @pytest.mark.parametrize("overrides", [
@@ -371,94 +332,3 @@ def test_word_dropout_reads_any_training_word_as_unk_but_never_padding(conll_dir
     assert main(["train", "tagger", "--data", str(conll_dir / "train.txt"), "--out",
                  str(conll_dir / "run"), "--word-dropout", "1.5"]) != 0
     assert "--word-dropout is a probability" in capsys.readouterr().err
-
-
-def test_an_ensemble_decodes_the_mean_of_its_members_scores():
-    a, vocabs, data = tiny(crf=True)
-    torch.manual_seed(1)
-    b = models.build("tagger", a.config, vocabs)  # other weights, same shapes
-    ensemble = TaggerEnsemble([a, b]).eval()
-    a.eval(), b.eval()
-    batch = next(iter(data))
-    with torch.no_grad():
-        mean = (a(batch) + b(batch)) / 2
-        assert torch.allclose(ensemble(batch), mean)
-        assert torch.allclose(ensemble.crf.transitions, (a.crf.transitions + b.crf.transitions) / 2)
-        # The CRF path score is linear in emissions and transitions: the ensemble's path
-        # scores the members' mean path score, and no member's own path beats it there.
-        mask = torch.arange(mean.shape[1]) < batch["lengths"][:, None]
-
-        def mean_score(paths):
-            tags = pad_to(paths, mean.shape[1])
-            return (a.crf.score(a(batch), tags, mask) + b.crf.score(b(batch), tags, mask)) / 2
-
-        best = mean_score(ensemble.predict(batch))
-        for member in (a, b):
-            assert (mean_score(member.predict(batch)) <= best + 1e-5).all()
-    assert a.predict(batch) == TaggerEnsemble([a, a]).predict(batch)
-    softmax, _, _ = tiny(crf=False)
-    with pytest.raises(ValueError, match="same tags and output layer"):
-        TaggerEnsemble([a, softmax])
-
-
-def pad_to(paths: list[list[int]], T: int) -> torch.Tensor:
-    """Tag paths as a (B, T) long tensor, 0-padded."""
-    return torch.tensor([p + [0] * (T - len(p)) for p in paths])
-
-
-def test_a_tagger_of_less_data_joins_an_ensemble_through_the_larger_vocabulary(
-        conll_dir, tmp_path, capsys):
-    extra = conll_dir / "extra.txt"
-    extra.write_text("Zed B-PER\nwept O\n\n")
-    more, less = tmp_path / "more", tmp_path / "less"
-    common = ["train", "tagger", "--data", str(conll_dir / "train.txt"), "--crf",
-              "--max-steps", "2", "--hidden-size", "8", "--threads", "1"]
-    assert main([*common, "--out", str(more), "--train-also", str(extra)]) == 0
-    assert main([*common, "--out", str(less), "--seed", "2"]) == 0
-    capsys.readouterr()
-    bundle = checkpoint.load(more / "best.pt")
-    joined = join_ensemble(bundle, [less / "best.pt"], first=more / "best.pt")
-    bridge = joined.model.models[1]
-    own = checkpoint.load(less / "best.pt")
-    sentences = [TaggedSentence(["Zed", "and", "Mia", "went"], ["B-PER", "O", "B-PER", "O"])]
-    wide = next(iter(batches(sentences, bundle.vocabs, bundle.config, 1)))
-    narrow = next(iter(batches(sentences, own.vocabs, own.config, 1)))
-    # The member reads the larger vocabulary's ids as its own encoding: "zed" and "Z" as <unk>.
-    assert wide["words"][0, 0] != narrow["words"][0, 0] == own.vocabs["words"].unk_id
-    with torch.no_grad():
-        assert torch.equal(bridge(wide), own.model.eval()(narrow))
-    # The other way round, the member knows words the first does not: one line refuses it.
-    assert main(["eval", "--checkpoint", str(less / "best.pt"), "--ensemble",
-                 str(more / "best.pt"), "--data", str(conll_dir / "test.txt")]) == 2
-    err = capsys.readouterr().err
-    assert "its words, chars differ" in err and len(err.splitlines()) == 1
-
-
-def test_eval_and_tag_with_an_ensemble(conll_dir, tmp_path, capsys):
-    runs = []
-    for seed in (0, 1):
-        runs.append(tmp_path / f"run{seed}")
-        assert main(["train", "tagger", "--data", str(conll_dir / "train.txt"), "--out",
-                     str(runs[-1]), "--crf", "--max-steps", "3", "--hidden-size", "8",
-                     "--seed", str(seed), "--threads", "1"]) == 0
-    capsys.readouterr()
-    argv = ["--checkpoint", str(runs[0] / "best.pt"), "--ensemble", str(runs[1] / "best.pt")]
-    assert main(["eval", *argv, "--data", str(conll_dir / "test.txt"), "--json"]) == 0
-    results = json.loads(capsys.readouterr().out)
-    assert results["models"] == 2
-    # The same from Python: the pipeline loads the ensemble and scores it alike.
-    loaded = tagger.ensemble([runs[0] / "best.pt", runs[1] / "best.pt"])
-    assert tagger.evaluate(loaded, str(conll_dir / "test.txt")) == results
-    assert main(["tag", *argv, "Mia and Butch went to Paris"]) == 0
-    assert capsys.readouterr().out.startswith("Mia/")
-    # A tagger of other data (another word vocabulary) cannot join: one line names it.
-    other = tmp_path / "other"
-    (tmp_path / "o").mkdir()
-    (tmp_path / "o" / "train.txt").write_text(corpus(40, 9).replace("Paris", "Lyon"))
-    assert main(["train", "tagger", "--data", str(tmp_path / "o" / "train.txt"), "--out",
-                 str(other), "--crf", "--max-steps", "1", "--hidden-size", "8"]) == 0
-    capsys.readouterr()
-    assert main(["eval", "--checkpoint", str(runs[0] / "best.pt"), "--ensemble",
-                 str(other / "best.pt"), "--data", str(conll_dir / "test.txt")]) != 0
-    err = capsys.readouterr().err
-    assert str(other / "best.pt") in err and "words, chars" in err and len(err.splitlines()) == 1
