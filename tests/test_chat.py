@@ -67,6 +67,16 @@ def test_session_adds_statements_and_answers_questions(bot):
     assert r.kind == "answer" and session.story == STORY and r.answer.answer == "office"
 
 
+@pytest.mark.parametrize("question", ["where is mary", "WHERE IS MARY", "  Where   is Mary  "])
+def test_a_question_word_makes_a_question_without_its_mark(bot, question):
+    session = ChatSession(bot)
+    session.send("Mary moved to the bathroom. John went to the hallway.")
+    r = session.send(question)
+    assert r.kind == "answer" and r.answer.answer == "bathroom" and len(session.story) == 2
+    r = session.send("Daniel went to the kitchen. where is daniel")
+    assert r.kind == "answer" and r.answer.answer == "kitchen" and len(session.story) == 3
+
+
 def test_session_commands_and_polite_errors(bot):
     session = ChatSession(bot, max_message_chars=50)
     assert session.send("Where is Mary?").kind == "info"  # no story yet

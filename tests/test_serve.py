@@ -129,6 +129,9 @@ def test_session_round_trip(client):
     asked = client.post(f"/api/sessions/{session_id}/messages", json={"text": "Where is Mary?"})
     assert asked.json()["kind"] == "answer"
     assert asked.json()["answer"]["answer"] in asked.json()["text"]
+    plain = client.post(f"/api/sessions/{session_id}/messages", json={"text": "where is mary"})
+    assert plain.json()["kind"] == "answer" and plain.json()["story_length"] == 2
+    assert plain.json()["answer"] == asked.json()["answer"]
     assert client.get(f"/api/sessions/{session_id}").json()["story"] == STORY
     assert client.post(f"/api/sessions/{session_id}/reset").json()["story"] == []
     assert client.get(f"/api/sessions/{session_id}").json()["story"] == []

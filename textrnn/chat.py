@@ -48,6 +48,11 @@ Commands: /story shows the story so far, /reset forgets it, /help shows this."""
 
 # A sentence ends at . ! or ? followed by space or the end ("Mary left. Where is she?").
 _SENTENCE_RE = re.compile(r"[^.!?]+[.!?]*")
+# A sentence that starts with one of these is a question, with or without its "?":
+# people type "where is mary" as often as "Where is Mary?".
+QUESTION_WORDS = frozenset(
+    "where who whom whose what which when why how is are was were do does did can could "
+    "will would has have had".split())
 
 
 @dataclass
@@ -190,6 +195,18 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_RE.findall(text) if s.strip(" .!?")]
 
 
+def is_question(sentence: str) -> bool:
+    """A sentence ending in ``?``, or starting with a question word (any case).
+
+    >>> is_question("Where is Mary?"), is_question("where is mary"), is_question("IS JOHN HERE")
+    (True, True, True)
+    >>> is_question("Mary is in the kitchen."), is_question("How many objects is John carrying")
+    (False, True)
+    """
+    words = sentence.split(maxsplit=1)
+    return sentence.rstrip().endswith("?") or bool(words) and words[0].lower() in QUESTION_WORDS
+
+
 @dataclass
 class Reply:
     """What the bot says back to one message."""
@@ -205,8 +222,9 @@ class ChatSession:
     """One conversation: a growing story and questions about it.
 
     Statements are stored (at most the model's memory size; the oldest are
-    dropped and the reply says so); a sentence ending in ``?`` is answered from
-    the story so far. Safe to call from several threads: a lock guards the story.
+    dropped and the reply says so); a question (:func:`is_question`: a ``?`` at the
+    end, or a question word at the start) is answered from the story so far. Safe
+    to call from several threads: a lock guards the story.
 
     Args:
         answerer: the model to ask.
@@ -244,8 +262,8 @@ class ChatSession:
         if text.startswith("/"):
             return self._command(text)
         sentences = split_sentences(text)
-        statements = [s for s in sentences if not s.endswith("?")]
-        questions = [s for s in sentences if s.endswith("?")]
+        statements = [s for s in sentences if not is_question(s)]
+        questions = [s for s in sentences if is_question(s)]
         if not statements and not questions:
             return Reply("info", "I could not find any words in that (/help for help).")
         forgotten = self.add(statements) if statements else []
