@@ -75,10 +75,11 @@ def make_tiny_lm(tiny_text: Path):
 
 @pytest.fixture(scope="session")
 def qa_checkpoint(tmp_path_factory) -> Path:
-    """A small QA model trained on generated 'Where is X?' stories (~10 s once per session).
+    """A small QA model trained on generated 'Where is X?' stories (~10-20 s once per session).
 
-    It answers most questions right (about 85-90%), but tests assert behaviour,
-    not accuracy, apart from checks that tolerate a wrong answer.
+    15 epochs of 3,000 questions: 98% validation accuracy, and 92.5% on 'where'
+    questions about names and places it never saw (entity slots). Tests assert the
+    answers of a few plain stories.
     """
     from textrnn.cli import main
     from textrnn.data.babi_gen import write_generated
@@ -86,6 +87,6 @@ def qa_checkpoint(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("qa")
     write_generated(root / "gen", num_train=3000, num_test=300, seed=0, kinds=("where",))
     argv = ["train", "qa", "--data", str(root / "gen"), "--out", str(root / "run"),
-            "--epochs", "3", "--threads", "1", "--seed", "0"]
+            "--epochs", "15", "--threads", "1", "--seed", "0"]
     assert main(argv) == 0
     return root / "run" / "best.pt"

@@ -51,9 +51,20 @@ def test_long_story_keeps_the_newest_sentences_and_maps_evidence_back(bot):
     assert all(e.index >= a.dropped and e.sentence == story[e.index] for e in a.evidence)
 
 
-def test_unknown_words_are_reported_not_fatal(bot):
+def test_unknown_words_are_reported_and_answered_as_entities(bot):
     a = bot.answer(["Mary moved to the zeppelin."], "Where is Mary?")
-    assert a.unknown_words == ["zeppelin"]
+    assert a.unknown_words == ["zeppelin"] and a.answer == "zeppelin"
+
+
+def test_names_and_places_never_seen_in_training(bot):
+    """The transcript of issue 19: new people in new places, and a place it knows."""
+    story = ["Alice went to the garden.", "Bob moved to the office."]
+    assert bot.answer(story, "Where is Alice?").answer == "garden"
+    assert bot.answer(story, "Where is Bob?").answer == "office"
+    story = ["Zelda travelled to the observatory.", "Quentin went to the boathouse.",
+             "Zelda journeyed to the lighthouse."]
+    assert bot.answer(story, "Where is Quentin?").answer == "boathouse"
+    assert bot.answer(story, "Where is Zelda?").answer == "lighthouse"
 
 
 def test_session_adds_statements_and_answers_questions(bot):
@@ -89,8 +100,8 @@ def test_session_commands_and_polite_errors(bot):
     assert "Commands" in session.send("/help").text
     session.send("/reset")
     assert session.story == [] and session.send("/story").text == "The story is empty."
-    r = session.send("Mary moved to the zeppelin.")
-    assert r.kind == "added" and "zeppelin" in r.text
+    r = session.send("Mary moved to the zeppelin.")  # a new word is a new name: no warning
+    assert r.kind == "added" and "don't know" not in r.text
 
 
 def test_session_forgets_the_oldest_beyond_memory(bot):

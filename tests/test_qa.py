@@ -11,7 +11,7 @@ from training import train_steps
 
 from textrnn.data import qa_batches
 from textrnn.data.babi import QAExample, find_task_files, read_babi
-from textrnn.data.qa_batches import QABatches, build_vocabs, encode_stories, encode_story
+from textrnn.data.qa_batches import QABatches, build_vocabs, encode_stories
 from textrnn.models.qa import MemN2N, QAConfig, QAModel, position_encoding
 
 PEOPLE = ["mary", "john", "sandra", "daniel"]
@@ -66,8 +66,9 @@ def test_batch_equals_hand_built():
     assert batch.keys() == expected.keys()
     for key, value in expected.items():
         assert torch.equal(batch[key], value), key
-    single = encode_story(examples[0].story, examples[0].question, words)
-    both = encode_stories([ex.story for ex in examples], [ex.question for ex in examples], words)
+    single, _ = encode_stories([examples[0].story], [examples[0].question], words)
+    both, _ = encode_stories([ex.story for ex in examples], [ex.question for ex in examples],
+                             words)
     for key in ("story", "story_lengths", "sentence_lengths", "question", "question_lengths"):
         trimmed = batch[key][tuple(slice(0, n) for n in single[key].shape)]
         assert torch.equal(single[key], trimmed), key
@@ -272,7 +273,7 @@ def test_predict_attention_is_a_distribution_over_real_sentences(arch, linear_st
 @pytest.mark.parametrize("arch", ["memn2n", "lstm_reader"])
 def test_empty_story_is_answered_without_attention(arch):
     model, _, words, _ = toy_setup(arch)
-    (pred,) = model.predict(encode_story([], ["where", "is", "mary"], words))
+    (pred,) = model.predict(encode_stories([[]], [["where", "is", "mary"]], words)[0])
     assert pred["attention"] == [] and 0.0 < pred["confidence"] <= 1.0
 
 

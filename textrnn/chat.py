@@ -24,7 +24,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Protocol, TextIO
 
 import torch
 
@@ -100,6 +100,7 @@ class Answerer:
         self.words = bundle.vocabs["words"]
         self.answers = bundle.vocabs["answers"]
         self.memory_size = bundle.config.memory_size
+        self.entity_slots = bundle.config.entity_slots  # unknown words are read as slots
         self._lock = threading.Lock()  # one forward pass at a time per model
 
     @classmethod
@@ -138,13 +139,14 @@ class Answerer:
         stories = [list(story)[-self.memory_size :] for story, _ in items]
         story_words = [[_words(s) for s in story] for story in stories]
         question_words = [_words(q) for _, q in items]
-        batch = encode_stories(story_words, question_words, self.words, self.memory_size)
+        batch, meanings = encode_stories(story_words, question_words, self.words,
+                                         self.memory_size, self.entity_slots, self.answers)
         batch = to_device(batch, self.bundle.device)
         with self._lock, torch.no_grad():
             predictions = self.model.predict(batch)
         results = []
-        for (story, _), kept, words, q_words, pred in zip(
-            items, stories, story_words, question_words, predictions, strict=True
+        for (story, _), kept, words, q_words, pred, meaning in zip(
+            items, stories, story_words, question_words, predictions, meanings, strict=True
         ):
             weights = _sentence_weights(pred)
             ranked = sorted(range(len(weights)), key=lambda i: -weights[i])[:EVIDENCE_MAX]
@@ -156,7 +158,8 @@ class Answerer:
                 if weights[i] >= floor
             ]
             results.append(Answer(
-                answer=self.answers.itos[pred["answer_id"]],
+                # a slot answer is the word it stood for in this story
+                answer=meaning.get(pred["answer_id"], self.answers.itos[pred["answer_id"]]),
                 confidence=float(pred["confidence"]),
                 evidence=evidence,
                 unknown_words=self._unknown([*words, q_words]),
@@ -218,6 +221,22 @@ class Reply:
     forgotten: list[str] = field(default_factory=list)  # oldest statements dropped
 
 
+class Asks(Protocol):
+    """What a :class:`ChatSession` needs of the model it asks: an :class:`Answerer`, or
+    :class:`textrnn.sessions.BatchedAnswerer`, which answers through a batcher."""
+
+    memory_size: int  # story sentences the model reads
+    entity_slots: int  # 0: unknown words are <unk>, worth a warning
+
+    def unknown(self, text: str) -> list[str]:
+        """Words of ``text`` the model's vocabulary lacks."""
+        ...
+
+    def answer(self, story: Sequence[str], question: str) -> Answer:
+        """The answer to one question about ``story``."""
+        ...
+
+
 class ChatSession:
     """One conversation: a growing story and questions about it.
 
@@ -231,7 +250,7 @@ class ChatSession:
         max_message_chars: longer messages are refused politely.
     """
 
-    def __init__(self, answerer: Answerer, max_message_chars: int = MAX_MESSAGE_CHARS) -> None:
+    def __init__(self, answerer: Asks, max_message_chars: int = MAX_MESSAGE_CHARS) -> None:
         self.answerer = answerer
         self.max_message_chars = max_message_chars
         self.story: list[str] = []
@@ -268,7 +287,8 @@ class ChatSession:
             return Reply("info", "I could not find any words in that (/help for help).")
         forgotten = self.add(statements) if statements else []
         notes = []
-        unknown = self.answerer.unknown(" ".join(sentences))
+        # A model with entity slots reads unknown words as names: nothing to warn about.
+        unknown = [] if self.answerer.entity_slots else self.answerer.unknown(" ".join(sentences))
         if unknown:
             notes.append(f"(I don't know the word{'s' if len(unknown) > 1 else ''} "
                          f"{', '.join(repr(w) for w in unknown)}; I'll do my best.)")

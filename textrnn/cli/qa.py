@@ -37,7 +37,8 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     # One thread: these models are tiny, and a second thread only waits (or, on a busy
     # machine, spins) at every step.
     parser.set_defaults(lr=0.005, schedule="linear", grad_clip=40.0, epochs=20,
-                        batch_size=32, answer_hidden=64, threads=1)
+                        batch_size=32, answer_hidden=64, threads=1,
+                        entity_slots=qa.ENTITY_SLOTS)
 
 
 def train(args: argparse.Namespace) -> int:

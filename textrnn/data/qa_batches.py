@@ -16,6 +16,11 @@ prefix), so the table stays small: 3.6k rows for 19 tasks x 10k questions.
 Only the most recent ``memory_size`` sentences of a story are kept, as the
 MemN2N paper does with 50 (Sukhbaatar et al. 2015, section 4.2); supporting-fact
 indices are shifted to the kept sentences, and a fact that falls out becomes -1.
+
+With entity slots (:mod:`textrnn.data.entities`), each example also keeps its
+entity words in order of first mention (``entities`` (N, K), -1 after the last),
+a word the vocabulary lacks is stored under an id of its own above the
+vocabulary, and each batch reads them as ``@entK`` tokens (:func:`read_slots`).
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ import torch
 
 from textrnn.collate import IGNORE_INDEX, epoch_generator
 from textrnn.data.babi import QAExample
+from textrnn.data.entities import answerable_from_story, first_mentions, slot_names
 from textrnn.vocab import Vocab
 
 
-def build_vocabs(train_examples: Sequence[QAExample]) -> tuple[Vocab, Vocab]:
+def build_vocabs(train_examples: Sequence[QAExample],
+                 entity_slots: int = 0) -> tuple[Vocab, Vocab]:
     """Build the word and answer vocabularies from the TRAINING examples only.
 
     Each whole answer string is one answer class, as in the bAbI and MemN2N
@@ -39,6 +46,7 @@ def build_vocabs(train_examples: Sequence[QAExample]) -> tuple[Vocab, Vocab]:
 
     Args:
         train_examples: the training split's examples.
+        entity_slots: K; both vocabularies end with ``@ent1 .. @entK``.
 
     Returns:
         ``(word_vocab, answer_vocab)``: words of stories and questions with the
@@ -53,6 +61,10 @@ def build_vocabs(train_examples: Sequence[QAExample]) -> tuple[Vocab, Vocab]:
     sentences = [s for ex in train_examples for s in ex.story]
     word_vocab = Vocab.from_tokens([*sentences, *(ex.question for ex in train_examples)])
     answer_vocab = Vocab.from_tokens([[ex.answer] for ex in train_examples], specials=())
+    if entity_slots:
+        slots = slot_names(entity_slots)
+        word_vocab = Vocab(word_vocab.itos + slots, specials=word_vocab.specials)
+        answer_vocab = Vocab(answer_vocab.itos + slots, specials=())
     return word_vocab, answer_vocab
 
 
@@ -72,12 +84,36 @@ def _pad(rows: list[list[int]], pad_id: int = 0,
     return ids, lengths
 
 
+class _UnknownIds:
+    """Word -> id that gives each unknown word an id of its own, counting up from the
+    vocabulary's size (so two unknown names stay two names)."""
+
+    def __init__(self, stoi: dict[str, int]) -> None:
+        self.stoi = stoi
+
+    def get(self, word: str, default: int) -> int:
+        return self.stoi.setdefault(word, len(self.stoi))
+
+
 def _encode(examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Vocab,
-            memory_size: int) -> dict[str, torch.Tensor]:
-    """Encode all examples into the tables described in the module docstring."""
+            memory_size: int, entity_slots: int = 0,
+            entities: frozenset[str] = frozenset()) -> dict[str, torch.Tensor]:
+    """Encode all examples into the tables described in the module docstring.
+
+    With ``entity_slots`` K > 0, an unknown word gets an id of its own from
+    ``len(word_vocab)`` up (``read_slots`` turns it into a slot or ``<unk>``), and
+    every example lists its first K entity words: those in ``entities``, and every
+    unknown one.
+    """
     if memory_size < 1:
         raise ValueError(f"memory_size must be >= 1, got {memory_size}")
-    stoi, unk = word_vocab.stoi, word_vocab.unk_id
+    stoi, unk = dict(word_vocab.stoi), word_vocab.unk_id
+    if entity_slots:
+        unknown_ids = _UnknownIds(stoi)  # stoi grows by the unknown words it meets
+        stoi_get = unknown_ids.get
+    else:
+        def stoi_get(w: str, default: int) -> int:
+            return stoi.get(w, default)
     row_of_object: dict[int, int] = {}  # id(sentence list) -> row; shared lists hit here
     row_of_words: dict[tuple[str, ...], int] = {(): 0}  # equal sentences from other stories
     table: list[list[int]] = [[]]  # row 0: the empty sentence, used for padding
@@ -89,12 +125,18 @@ def _encode(examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Voca
             row = row_of_words.get(key)
             if row is None:
                 row = row_of_words[key] = len(table)
-                table.append([stoi.get(w, unk) for w in sentence])
+                table.append([stoi_get(w, unk) for w in sentence])
             row_of_object[id(sentence)] = row
         return row
 
-    story_rows, question_rows, supports = [], [], []
+    story_rows, question_rows, supports, entity_rows, answer_ranks = [], [], [], [], []
+    entity_words: list[list[str]] = []
+    may_hide: list[bool] = []
     previous: list[list[str]] = []
+    known = len(word_vocab)
+
+    def is_entity(word: str) -> bool:
+        return word in entities or stoi[word] >= known  # stoi has every word by now
     rows: list[int] = []  # rows of every sentence of `previous`
     for ex in examples:
         # The questions of one story see growing prefixes of it: encode only what is new.
@@ -105,12 +147,27 @@ def _encode(examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Voca
         story_rows.append(rows[offset:])
         question_rows.append(row_of(ex.question))
         supports.append([i - offset if i >= offset else -1 for i in ex.support])
+        if entity_slots:
+            kept = [*ex.story[offset:], ex.question]
+            names = first_mentions(kept, is_entity)[:entity_slots]
+            entity_rows.append([stoi[w] for w in names])
+            entity_words.append(names)
+            answer = ex.answer.lower()
+            answer_ranks.append(names.index(answer) if answer in names else -1)
+            may_hide.append(answerable_from_story(ex))
     # Questions are rows of the sentence table too: they repeat as much as statements do.
     sentences, sentence_lengths = _pad(table)  # (N_sent, W), (N_sent,)
     rows_t, story_lengths = _pad(story_rows, min_len=1)  # (N, S >= 1), (N,)
     support, _ = _pad(supports, pad_id=-1)  # (N, K)
     answers = [answer_vocab.stoi.get(ex.answer, IGNORE_INDEX) for ex in examples]
+    slots = {}
+    if entity_slots:
+        slots = {"entities": _pad(entity_rows, pad_id=-1, min_len=entity_slots)[0],  # (N, K)
+                 "answer_rank": torch.tensor(answer_ranks, dtype=torch.long),  # (N,)
+                 "may_hide": torch.tensor(may_hide, dtype=torch.bool),  # (N,) see entities
+                 "entity_words": entity_words}  # the words of "entities", for the chat
     return {
+        **slots,
         "sentences": sentences, "sentence_lengths": sentence_lengths, "story_rows": rows_t,
         "story_lengths": story_lengths, "support": support,
         "question_row": torch.tensor(question_rows, dtype=torch.long),  # (N,)
@@ -146,6 +203,50 @@ def _gather(enc: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.
     }
 
 
+def read_slots(batch: dict[str, torch.Tensor], entities: torch.Tensor, answer_rank: torch.Tensor,
+               word_vocab: Vocab, answer_vocab: Vocab, hide: torch.Tensor,
+               order: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Read the hidden entity words of a batch as slot tokens, and their answers as slots.
+
+    Args:
+        batch: from ``_gather``; ``story`` (B, S, W) and ``question`` (B, Wq) may hold
+            ids of unknown words (>= ``len(word_vocab)``).
+        entities: (B, K) the examples' entity word ids, first mention first, -1 = none.
+        answer_rank: (B,) which of them the answer is, -1 = none.
+        word_vocab, answer_vocab: both end with the K slots ``@ent1 .. @entK``.
+        hide: (B, K) bool, which entities to read as slots (every unknown one must be).
+        order: (B, K) long, the slot number (0-based) of each entity; first mention
+            order (``arange(K)``) if None, a random permutation in training.
+
+    Returns:
+        The batch with ``story``, ``question`` and ``answer`` rewritten (a word still
+        unknown after this, beyond K entities, reads as ``<unk>``), and ``answer_mask``
+        (B, A) bool: False at the slot answers no word of the example stands for.
+    """
+    K = entities.shape[1]
+    first_word, first_answer = word_vocab.stoi["@ent1"], answer_vocab.stoi["@ent1"]
+    if order is None:
+        order = torch.arange(K).expand_as(entities)  # (B, K)
+    hide = hide & (entities >= 0)  # (B, K)
+    out = dict(batch)
+    for key in ("story", "question"):
+        ids = batch[key]  # (B, ...)
+        shape = (ids.shape[0],) + (1,) * (ids.dim() - 1) + (K,)
+        match = (ids.unsqueeze(-1) == entities.view(shape)) & hide.view(shape)  # (B, ..., K)
+        slot = (match.long() * order.view(shape)).sum(-1)  # (B, ...) slot number where matched
+        ids = torch.where(match.any(-1), first_word + slot, ids)
+        out[key] = ids.masked_fill(ids >= len(word_vocab), word_vocab.unk_id)
+    rank = answer_rank.clamp(min=0)  # (B,)
+    hidden = (answer_rank >= 0) & hide.gather(1, rank[:, None])[:, 0]  # (B,)
+    out["answer"] = torch.where(hidden, first_answer + order.gather(1, rank[:, None])[:, 0],
+                                batch["answer"])
+    # Only the slots that stand for a word of this story can be answers.
+    mask = torch.ones(len(entities), len(answer_vocab), dtype=torch.bool)  # (B, A)
+    mask[:, first_answer: first_answer + K] = False
+    out["answer_mask"] = mask.scatter(1, first_answer + order, hide)
+    return out
+
+
 class QABatches:
     """A re-iterable of padded QA batches over a fixed list of examples.
 
@@ -158,6 +259,12 @@ class QABatches:
         shuffle: reshuffle every epoch (training); else file order (evaluation).
         seed: with the epoch from :meth:`set_epoch`, fixes the shuffled order.
         memory_size: keep at most this many of the most recent sentences per story.
+        entity_slots: K > 0 reads unknown words as slots ``@ent1 .. @entK`` (both
+            vocabularies must end with them; see :mod:`textrnn.data.entities`).
+        entities: the entity words of the training set.
+        entity_dropout: with ``shuffle`` (training), the share of examples that read
+            known entity words as slots, each with a rate drawn from U(0, 1) per
+            example; slot numbers are drawn at random.
 
     Each batch is a dict of tensors: ``story`` (B, S, W) long, ``story_lengths``
     (B,), ``sentence_lengths`` (B, S), ``question`` (B, Wq) long,
@@ -168,13 +275,19 @@ class QABatches:
 
     def __init__(self, examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Vocab,
                  batch_size: int = 32, shuffle: bool = False, seed: int = 0,
-                 memory_size: int = 50) -> None:
+                 memory_size: int = 50, entity_slots: int = 0,
+                 entities: frozenset[str] = frozenset(), entity_dropout: float = 0.0) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0.0 <= entity_dropout <= 1.0:
+            raise ValueError(f"entity_dropout is a probability, got {entity_dropout}")
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.memory_size = memory_size
         self.epoch = 0
-        self.encoded = _encode(examples, word_vocab, answer_vocab, memory_size)
+        self.word_vocab, self.answer_vocab = word_vocab, answer_vocab
+        self.entity_slots, self.entity_dropout = entity_slots, entity_dropout
+        self.encoded = _encode(examples, word_vocab, answer_vocab, memory_size, entity_slots,
+                               frozenset(entities))
         self.num_examples = len(examples)
 
     def set_epoch(self, epoch: int) -> None:
@@ -190,13 +303,34 @@ class QABatches:
             g = epoch_generator(self.seed, self.epoch)
             order = torch.randperm(self.num_examples, generator=g)  # (N,)
         else:
-            order = torch.arange(self.num_examples)  # (N,)
+            g, order = None, torch.arange(self.num_examples)  # (N,)
         for idx in order.split(self.batch_size):
-            yield _gather(self.encoded, idx)
+            batch = _gather(self.encoded, idx)
+            if self.entity_slots:
+                batch = self._read_slots(batch, idx, g)
+            yield batch
+
+    def _read_slots(self, batch: dict, idx: torch.Tensor, g: torch.Generator | None) -> dict:
+        entities = self.encoded["entities"].index_select(0, idx)  # (B, K)
+        rank = self.encoded["answer_rank"].index_select(0, idx)  # (B,)
+        hide = entities >= len(self.word_vocab)  # (B, K) unknown words are always slots
+        order = None
+        if g is not None:  # training: hide known ones too, under shuffled slot numbers
+            # A share entity_dropout of the examples hides each entity word with its own
+            # rate r ~ U(0, 1): from none to all of them, as in a story of new names.
+            may_hide = self.encoded["may_hide"].index_select(0, idx)  # (B,)
+            renamed = torch.rand(len(idx), generator=g) < self.entity_dropout  # (B,)
+            rate = torch.rand(len(idx), 1, generator=g)  # (B, 1)
+            drop = torch.rand(entities.shape, generator=g) < rate  # (B, K)
+            hide |= drop & (renamed & may_hide).unsqueeze(1)
+            order = torch.rand(entities.shape, generator=g).argsort(-1)  # (B, K)
+        return read_slots(batch, entities, rank, self.word_vocab, self.answer_vocab, hide, order)
 
 
 def encode_stories(stories: Sequence[list[list[str]]], questions: Sequence[list[str]],
-                   word_vocab: Vocab, memory_size: int = 50) -> dict[str, torch.Tensor]:
+                   word_vocab: Vocab, memory_size: int = 50, entity_slots: int = 0,
+                   answer_vocab: Vocab | None = None,
+                   ) -> tuple[dict[str, torch.Tensor], list[dict[int, str]]]:
     """Encode user stories and one question about each as one batch (for the chat).
 
     Args:
@@ -204,29 +338,36 @@ def encode_stories(stories: Sequence[list[list[str]]], questions: Sequence[list[
         questions: ``B`` questions as word tokens; ``questions[b]`` is about ``stories[b]``.
         word_vocab: the model's word vocabulary.
         memory_size: keep only the most recent this many sentences of each story.
+        entity_slots: the model's K; its unknown words are read as slots.
+        answer_vocab: the model's answers (needed with ``entity_slots``).
 
     Returns:
-        A batch like :class:`QABatches` yields, with ``answer`` -100 and ``task`` 0.
+        A batch like :class:`QABatches` yields, with ``answer`` -100 and ``task`` 0, and
+        per example the words its slot answers stand for (answer id -> word).
 
     Raises:
         ValueError: if ``stories`` and ``questions`` differ in length.
+
+    >>> vocab = Vocab.from_tokens([["mary", "went", "home"]])
+    >>> batch, _ = encode_stories([[["mary", "went", "home"], ["john", "left"]]],
+    ...                           [["where", "mary"]], vocab, memory_size=1)
+    >>> batch["story"], batch["question"], batch["story_lengths"]
+    (tensor([[[1, 1]]]), tensor([[1, 5]]), tensor([1]))
     """
     if len(stories) != len(questions):
         raise ValueError(f"{len(stories)} stories but {len(questions)} questions")
     examples = [QAExample([list(s) for s in story], list(q), "", [])
                 for story, q in zip(stories, questions, strict=True)]
-    enc = _encode(examples, word_vocab, Vocab([], specials=()), memory_size)
-    return _gather(enc, torch.arange(len(examples)))
-
-
-def encode_story(sentences: list[list[str]], question: list[str], word_vocab: Vocab,
-                 memory_size: int = 50) -> dict[str, torch.Tensor]:
-    """Encode one user story and question as a batch of size 1 (see :func:`encode_stories`).
-
-    >>> vocab = Vocab.from_tokens([["mary", "went", "home"]])
-    >>> batch = encode_story([["mary", "went", "home"], ["john", "left"]], ["where", "mary"],
-    ...                      vocab, memory_size=1)
-    >>> batch["story"], batch["question"], batch["story_lengths"]
-    (tensor([[[1, 1]]]), tensor([[1, 5]]), tensor([1]))
-    """
-    return encode_stories([sentences], [question], word_vocab, memory_size)
+    answer_vocab = answer_vocab if answer_vocab is not None else Vocab([], specials=())
+    enc = _encode(examples, word_vocab, answer_vocab, memory_size, entity_slots)
+    idx = torch.arange(len(examples))
+    batch = _gather(enc, idx)
+    if not entity_slots:
+        return batch, [{} for _ in examples]
+    entities, rank = enc["entities"], enc["answer_rank"]
+    hide = entities >= len(word_vocab)  # (B, K): the words the model does not know
+    batch = read_slots(batch, entities, rank, word_vocab, answer_vocab, hide)
+    first = answer_vocab.stoi["@ent1"]
+    meanings = [{first + k: word for k, word in enumerate(words) if word not in word_vocab.stoi}
+                for words in enc["entity_words"]]
+    return batch, meanings

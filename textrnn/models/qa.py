@@ -65,6 +65,12 @@ class QAConfig:
     dropout: float = 0.3  # after the embeddings and the LSTM (lstm_reader; Keras' 0.3)
     max_story_words: int = 100  # read the last this many story words (lstm_reader)
     max_question_words: int = 12  # question words read; bAbI's longest has 11 (lstm_reader)
+    # K: words the model has not seen (new names, places, objects) are read as @ent1..@entK,
+    # in order of first mention, and answered by slot; 0 = off (unknown words are <unk>)
+    entity_slots: int = 0
+    # training: the share of examples that read known entity words as slots instead (each
+    # word with a rate drawn from U(0, 1)), so that the slots learn to stand for any name
+    entity_dropout: float = 0.5
     tasks: list[int] = field(default_factory=list)  # bAbI tasks trained on; metadata only
 
 
@@ -103,13 +109,26 @@ class QANet(nn.Module):
         """Hook called after each evaluation; returns True when it changed the model."""
         return False
 
+    def scores(self, batch: dict) -> tuple[Tensor, Tensor]:
+        """``forward``, with the slot answers that no word of the story stands for ruled
+        out (``answer_mask``, from batches with entity slots).
+
+        Returns:
+            logits (B, A) float; attention (B, K, S).
+        """
+        logits, attention = self(batch)  # (B, A), (B, K, S)
+        logits = logits.float()
+        if "answer_mask" in batch:
+            logits = logits.masked_fill(~batch["answer_mask"], torch.finfo(logits.dtype).min)
+        return logits, attention
+
     def loss(self, batch: dict) -> Tensor:
         """Mean answer cross-entropy of a :class:`~textrnn.data.qa_batches.QABatches` batch.
 
         Returns:
             Scalar float tensor; answers of -100 (unknown) are left out.
         """
-        logits, _ = self(batch)  # (B, A)
+        logits, _ = self.scores(batch)  # (B, A)
         return F.cross_entropy(logits.float(), batch["answer"], ignore_index=IGNORE_INDEX)
 
     @torch.no_grad()
@@ -124,7 +143,7 @@ class QANet(nn.Module):
             the softmax of the scores.
         """
         with eval_mode(self):
-            logits, attention = self(batch)  # (B, A), (B, K, S)
+            logits, attention = self.scores(batch)  # (B, A), (B, K, S)
         confidence, answer = torch.softmax(logits.float(), -1).max(-1)  # (B,), (B,)
         attention = attention.float().cpu()
         return [{"answer_id": int(answer[b]), "confidence": float(confidence[b]),
@@ -142,7 +161,7 @@ class QANet(nn.Module):
         with eval_mode(self):
             loss_sum, known, correct, tasks = 0.0, 0, [], []
             for batch in batches:
-                logits, _ = self(batch)  # (B, A)
+                logits, _ = self.scores(batch)  # (B, A)
                 answer = batch["answer"]  # (B,)
                 loss_sum += F.cross_entropy(logits.float(), answer, ignore_index=IGNORE_INDEX,
                                             reduction="sum").item()

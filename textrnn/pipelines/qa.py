@@ -31,11 +31,13 @@ from textrnn import models
 from textrnn.chat import Answer, Answerer
 from textrnn.checkpoint import Bundle
 from textrnn.data.babi import GENERATED_TASK, QAExample, read_babi, task_files
+from textrnn.data.entities import entity_words
 from textrnn.data.qa_batches import QABatches, build_vocabs
 from textrnn.data.split import holdout
 from textrnn.models.qa import QAConfig
 from textrnn.pipelines import Run
 
+ENTITY_SLOTS = 12  # every model build() makes reads unknown names as @ent1..@ent12
 FAIL_ERROR = 0.05  # bAbI convention: a task is failed when its test error exceeds 5%
 EVAL_BATCH_SIZE = 256  # validation batches: no gradients, so larger is cheaper
 # QAConfig fields that build() fills in from the data, not from the caller.
@@ -85,6 +87,7 @@ def build(
         seed: the initial weights and the shuffling depend on it only.
         **settings: :class:`~textrnn.models.qa.QAConfig` fields (``arch``, ``hops``,
             ``embedding_size``, ...); the sizes of the vocabularies come from the data.
+            ``entity_slots`` is :data:`ENTITY_SLOTS` unless given (0 turns them off).
 
     Returns:
         The model (carrying ``{"words", "answers"}`` vocabularies) and its batches.
@@ -102,15 +105,18 @@ def build(
         task_train, task_valid = holdout(examples, data, what="questions")
         train += task_train
         valid += task_valid
-    words, answers = build_vocabs(train)
+    settings.setdefault("entity_slots", ENTITY_SLOTS)
+    words, answers = build_vocabs(train, settings["entity_slots"])
     config = QAConfig(vocab_size=len(words), num_answers=len(answers), tasks=sorted(per_task),
                       **settings)
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     model = models.build("qa", config, {"words": words, "answers": answers})
+    slots = {"memory_size": config.memory_size, "entity_slots": config.entity_slots}
     train_data = QABatches(train, words, answers, batch_size=batch_size, shuffle=True,
-                           seed=seed, memory_size=config.memory_size)
+                           seed=seed, entities=frozenset(entity_words(train)),
+                           entity_dropout=config.entity_dropout, **slots)
     val_data = QABatches(valid, words, answers, batch_size=EVAL_BATCH_SIZE, shuffle=False,
-                         memory_size=config.memory_size)
+                         **slots)
     return Run(model, train_data, val_data)
 
 
@@ -137,7 +143,8 @@ def evaluate(
     examples = [e for ex in per_task.values() for e in ex]
     batches = QABatches(examples, bundle.vocabs["words"], bundle.vocabs["answers"],
                         batch_size=batch_size, shuffle=False,
-                        memory_size=bundle.config.memory_size)
+                        memory_size=bundle.config.memory_size,
+                        entity_slots=bundle.config.entity_slots)
     metrics = bundle.evaluate(batches)
     results = {}
     for task, ex in per_task.items():

@@ -1,0 +1,99 @@
+"""Entity slots: unknown words read as @entK, answers mapped back, training hides known
+names; and the renamed bAbI test."""
+
+from __future__ import annotations
+
+import torch
+
+from textrnn.cli import main
+from textrnn.data.babi import parse_babi, read_babi
+from textrnn.data.babi_rename import NEW_NAMES, NEW_NOUNS, write_renamed
+from textrnn.data.entities import entity_words, story_bound
+from textrnn.data.qa_batches import QABatches, build_vocabs, encode_stories
+
+LINES = ["1 Mary went to the garden.", "2 John moved to the office.",
+         "3 Where is Mary?\tgarden\t1", "4 Is John in the garden?\tno\t2",
+         "1 Sandra is hungry.", "2 Where will sandra go?\tkitchen\t1"]
+
+
+def test_unknown_words_become_slots_in_order_of_first_mention_and_answers_map_back():
+    words, answers = build_vocabs(parse_babi(LINES), entity_slots=3)
+    assert words.itos[-3:] == answers.itos[-3:] == ["@ent1", "@ent2", "@ent3"]
+    story = [["alice", "went", "to", "the", "attic"], ["mary", "went", "to", "the", "cellar"]]
+    batch, meanings = encode_stories([story], [["where", "is", "alice"]], words, 50, 3, answers)
+    slot = words.stoi
+    assert batch["story"][0, 0].tolist() == [slot["@ent1"], slot["went"], slot["to"],
+                                             slot["the"], slot["@ent2"]]
+    # mary is known: read as itself; the new cellar takes the next slot
+    assert batch["story"][0, 1].tolist() == [slot["mary"], slot["went"], slot["to"],
+                                             slot["the"], slot["@ent3"]]
+    assert batch["question"][0].tolist() == [slot["where"], slot["is"], slot["@ent1"]]
+    first = answers.stoi["@ent1"]
+    assert meanings == [{first: "alice", first + 1: "attic", first + 2: "cellar"}]
+    # only the slots that stand for a word of this story can be answers
+    batch, _ = encode_stories([story[:1]], [["where", "is", "alice"]], words, 50, 3, answers)
+    mask = batch["answer_mask"][0]
+    assert mask[: first].all() and mask[first: first + 2].all() and not mask[first + 2]
+
+
+def test_more_unknown_words_than_slots_read_as_unk():
+    words, answers = build_vocabs(parse_babi(LINES), entity_slots=1)
+    story = [["alice", "went", "to", "the", "attic"]]
+    batch, meanings = encode_stories([story], [["where", "is", "alice"]], words, 50, 1, answers)
+    assert batch["story"][0, 0, 0] == words.stoi["@ent1"]
+    assert batch["story"][0, 0, 4] == words.unk_id and batch["story"].max() < len(words)
+    assert meanings == [{answers.stoi["@ent1"]: "alice"}]
+
+
+def test_training_hides_known_entities_reproducibly_and_never_a_knowledge_cue():
+    examples = parse_babi(LINES) * 20
+    words, answers = build_vocabs(examples, entity_slots=4)
+    entities = frozenset(entity_words(examples))
+    assert entities == {"mary", "john", "sandra", "garden", "kitchen"}
+
+    def epoch(seed: int, e: int) -> list[dict]:
+        batches = QABatches(examples, words, answers, batch_size=60, shuffle=True, seed=seed,
+                            entity_slots=4, entities=entities, entity_dropout=1.0)
+        batches.set_epoch(e)
+        return list(batches)
+
+    a, b, c = epoch(0, 0), epoch(0, 0), epoch(0, 1)
+    assert all(torch.equal(x[k], y[k]) for x, y in zip(a, b, strict=True) for k in x)
+    assert not all(torch.equal(x["story"], y["story"]) for x, y in zip(a, c, strict=True))
+    slots = torch.tensor([words.stoi[f"@ent{k}"] for k in range(1, 5)])
+    batch = a[0]
+    hidden = torch.isin(batch["story"], slots).flatten(1).any(1)  # (B,)
+    assert hidden.any()
+    # "Where will sandra go?" -> kitchen is knowledge, not in the story: never hidden
+    knowledge = batch["answer"] == answers.stoi["kitchen"]
+    assert knowledge.any() and not hidden[knowledge].any()
+    # a hidden answer is the slot its word was read as
+    slot_answer = batch["answer"] >= answers.stoi["@ent1"]
+    assert slot_answer.any()
+    for row in slot_answer.nonzero().flatten().tolist():
+        k = int(batch["answer"][row]) - answers.stoi["@ent1"] + 1
+        assert (batch["story"][row] == words.stoi[f"@ent{k}"]).any()
+        assert batch["answer_mask"][row, batch["answer"][row]]
+
+
+def test_story_bound_leaves_out_answers_the_story_does_not_hold():
+    assert story_bound(parse_babi(LINES)) == {"mary", "john", "sandra", "garden"}
+
+
+def test_renamed_test_replaces_names_and_places_consistently(tmp_path):
+    src, out = tmp_path / "babi", tmp_path / "renamed"
+    src.mkdir()
+    for split in ("train", "test"):
+        (src / f"qa1_single-supporting-fact_{split}.txt").write_text("\n".join(LINES[:4]) + "\n")
+    written = write_renamed(src, out)
+    assert set(written) == {"qa1"} and written["qa1"].counts["questions"] == 2
+    renamed = read_babi(out / "qa1_single-supporting-fact_test.txt")
+    original = read_babi(src / "qa1_single-supporting-fact_test.txt")
+    vocabulary = {w for ex in original for s in [*ex.story, ex.question] for w in s}
+    new_words = {w for ex in renamed for s in ex.story for w in s} - vocabulary
+    assert new_words and new_words <= {w.lower() for w in [*NEW_NAMES, *NEW_NOUNS]}
+    first = renamed[0]
+    assert first.answer == first.story[first.support[0]][-1] != "garden"  # still answerable
+    assert first.question[-1] == first.story[0][0] != "mary"  # the same new name throughout
+    assert renamed[1].answer == "no"  # yes/no answers are not renamed
+    assert main(["data", "renamed", "--from", str(src), "--out", str(tmp_path / "cli")]) == 0

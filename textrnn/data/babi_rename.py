@@ -1,0 +1,99 @@
+"""The renamed bAbI test: the same stories about people, places and things never seen.
+
+In each task's test file, every entity word that the task's training file never
+answers without it being in the story (:func:`textrnn.data.entities.story_bound`:
+names, places, objects; not "kitchen" where a hungry person goes) is replaced,
+consistently within the file, by a word from a list disjoint from the training
+vocabulary: a name for a name (a word written with a capital), a noun for
+anything else. A model that has learned the tasks rather than the names
+should score the same on it (``textrnn data renamed``, then ``textrnn eval``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from os import PathLike
+from pathlib import Path
+
+from textrnn.data.babi import read_babi, sentence_words, task_files
+from textrnn.data.entities import story_bound
+from textrnn.data.split import Written
+from textrnn.errors import DataError
+
+# Names and nouns that bAbI never uses (checked against the training words at run time).
+NEW_NAMES = (
+    "Alice Bob Carol Dave Erin Frank Grace Heidi Ivan Judy Mallory Niaj Olivia Peggy Rupert "
+    "Sybil Trent Uma Victor Walter Xena Yusuf Zoe Amara Bruno Chidi Dmitri Esme Farah Gustav "
+    "Hana Ines Jonas Kofi Leona Mateo Nadia Oskar Priya Quinn").split()
+NEW_NOUNS = (
+    "attic cellar garage library porch studio barn pantry lobby gallery chapel workshop "
+    "balcony greenhouse laundry armory stable vault tower basement violin kettle lantern "
+    "compass ladder pillow blanket teapot hammer wallet candle mirror scarf basket helmet "
+    "ribbon trumpet saddle shovel bucket crimson violet amber teal indigo maroon beige olive "
+    "cone prism cylinder oval pyramid wedge sloth otter badger ferret walrus gecko "
+    "weary sleepy gloomy").split()
+_WORD_RE = re.compile(r"[A-Za-z]+")
+
+
+def renaming(lines: Iterable[str], entities: set[str], taken: set[str]) -> dict[str, str]:
+    """Lower-cased entity word -> its new lower-cased word, in order of first appearance.
+
+    Raises:
+        DataError: when the lists run out of words.
+    """
+    names = (n.lower() for n in NEW_NAMES if n.lower() not in taken)
+    nouns = (n for n in NEW_NOUNS if n not in taken)
+    mapping: dict[str, str] = {}
+    for line in lines:
+        for word in _WORD_RE.findall(line):
+            key = word.lower()
+            if key in entities and key not in mapping:
+                mapping[key] = next(names if word[0].isupper() else nouns, None)
+                if mapping[key] is None:
+                    raise DataError(f"more than the {len(NEW_NAMES)} names and "
+                                    f"{len(NEW_NOUNS)} nouns there are to rename with")
+    return mapping
+
+
+def rename_line(line: str, mapping: dict[str, str]) -> str:
+    """``line`` with each mapped word replaced, its capital kept; ids and tabs untouched.
+
+    >>> rename_line("3 Where is Mary?\\tgarden\\t1", {"mary": "alice", "garden": "attic"})
+    '3 Where is Alice?\\tattic\\t1'
+    """
+    def swap(match: re.Match) -> str:
+        word = match.group(0)
+        new = mapping.get(word.lower())
+        if new is None:
+            return word
+        return new.capitalize() if word[0].isupper() else new
+
+    return _WORD_RE.sub(swap, line)
+
+
+def write_renamed(source: str | PathLike[str], out: str | PathLike[str]) -> dict[str, Written]:
+    """Write a renamed copy of every test file under ``source`` (a bAbI folder) into ``out``.
+
+    The words to rename come from each task's training file; the new words are
+    checked to be absent from every training file.
+
+    Returns:
+        Task -> the file written, with its questions and renamed words.
+    """
+    per_task = {t: read_babi(path) for t, path in task_files(source, None, "train").items()}
+    train = [e for examples in per_task.values() for e in examples]
+    taken = {w for ex in train for s in [*ex.story, ex.question] for w in s}
+    taken |= {w for ex in train for w in sentence_words(ex.answer.replace(",", " "))}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for task, path in task_files(source, None, "test").items():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        mapping = renaming(lines, story_bound(per_task.get(task, [])), taken)
+        target = out / path.name
+        target.write_text("".join(rename_line(line, mapping) + "\n" for line in lines),
+                          encoding="utf-8")
+        written[f"qa{task}"] = Written(target, {"questions": len(read_babi(target)),
+                                                "renamed words": len(mapping)})
+    return written

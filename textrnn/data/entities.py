@@ -1,0 +1,108 @@
+"""Names, places and objects the model never saw: entity slots.
+
+A person tells the chatbot about *their* people and places. A word the training
+set never held has no embedding, so every such word would read as ``<unk>`` and
+"Where is Alice?" could not tell Alice from Bob. Entity slots fix that:
+
+- the word vocabulary gets K slot tokens ``@ent1 .. @entK`` and the answer
+  vocabulary K slot answers of the same names;
+- in a story, each distinct word the model does not know is read as a slot token,
+  in order of first mention (story, then question), and an answer that is a
+  slot is mapped back to its word: "Where is Alice?" -> ``@ent3`` -> "garden";
+- so that slots learn to stand for any name, training reads each entity word of
+  an example (:func:`entity_words`: names, places, objects) as a slot with
+  probability ``entity_dropout``, and the slot numbers are shuffled per example,
+  so no slot means a fixed word.
+
+Known words keep their own embedding, so what the training data teaches about a
+word ("hungry" people go to the kitchen) is not lost; only words the model never
+saw, or that training hid on purpose, are slots. We chose slots over a pointer
+into the story because they work unchanged with every architecture (the model
+sees words and answers classes, as before) and the answer of a question about an
+unseen name is still a single class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from textrnn.data.babi import QAExample, answer_tokens
+
+SLOT = "@ent{}"  # slot k (1-based) as a word and as an answer
+# Answers that are not entities: truth values, counts, directions (bAbI 6, 7, 8, 10, 19).
+FUNCTION_ANSWERS = frozenset(
+    "yes no maybe nothing none zero one two three four five six seven eight nine ten "
+    "n s e w north south east west".split())
+# First words of statements that are not the names of their subjects.
+NOT_SUBJECTS = frozenset(
+    "the a an this that these those yesterday in on at after before then following "
+    "afterwards he she they it there if".split())
+
+
+def slot_names(count: int) -> list[str]:
+    """``["@ent1", ..., "@ent<count>"]``.
+
+    >>> slot_names(3)
+    ['@ent1', '@ent2', '@ent3']
+    """
+    return [SLOT.format(k) for k in range(1, count + 1)]
+
+
+def entity_words(examples: Iterable[QAExample]) -> set[str]:
+    """The words of the training set that name someone or something: every word of an
+    answer (but yes/no, counts, directions, ...) and the first word of every statement
+    (its subject: "Mary moved ...", but not "The kitchen is ...").
+
+    >>> from textrnn.data.babi import parse_babi
+    >>> ex = parse_babi(["1 Mary went to the garden.", "2 The box is big.",
+    ...                  "3 Where is Mary?\\tgarden\\t1", "4 Is Mary in the garden?\\tyes\\t1"])
+    >>> sorted(entity_words(ex))
+    ['garden', 'mary']
+    """
+    words: set[str] = set()
+    for ex in examples:
+        words.update(w for w in answer_tokens(ex.answer.lower()) if w not in FUNCTION_ANSWERS)
+        words.update(s[0] for s in ex.story if s and s[0] not in NOT_SUBJECTS)
+    return words
+
+
+def first_mentions(sentences: Sequence[Sequence[str]], is_entity) -> list[str]:
+    """The distinct words of ``sentences`` for which ``is_entity(word)`` holds, in order of
+    first mention.
+
+    >>> first_mentions([["alice", "went", "home"], ["bob", "saw", "alice"]],
+    ...                lambda w: w in {"alice", "bob", "home"})
+    ['alice', 'home', 'bob']
+    """
+    return list(dict.fromkeys(w for s in sentences for w in s if is_entity(w)))
+
+
+def answerable_from_story(example: QAExample) -> bool:
+    """Whether hiding the example's names keeps its answer derivable from the story: the
+    answer is a word of the story or question, or a yes/no/count/direction. Not so for
+    answers from what the training data teaches ("Sumit is hungry. Where will sumit
+    go?" -> kitchen): hiding "hungry" there would teach noise.
+
+    >>> from textrnn.data.babi import parse_babi
+    >>> a, b, c = parse_babi(["1 Mary went to the garden.", "2 Where is Mary?\\tgarden\\t1",
+    ...     "3 Is Mary in the garden?\\tyes\\t1", "4 Where will mary go?\\tkitchen\\t1"])
+    >>> answerable_from_story(a), answerable_from_story(b), answerable_from_story(c)
+    (True, True, False)
+    """
+    seen = {w for s in [*example.story, example.question] for w in s}
+    return all(w in seen or w in FUNCTION_ANSWERS for w in answer_tokens(example.answer.lower()))
+
+
+def story_bound(examples: Sequence[QAExample]) -> set[str]:
+    """The entity words of ``examples`` that are never answered without being in the
+    story: those a renamed test can rename and still be answerable.
+
+    >>> from textrnn.data.babi import parse_babi
+    >>> ex = parse_babi(["1 Sumit is hungry.", "2 Where will sumit go?\\tkitchen\\t1",
+    ...                  "3 Sumit went to the kitchen.", "4 Why did sumit go?\\thungry\\t1"])
+    >>> sorted(story_bound(ex))
+    ['hungry', 'sumit']
+    """
+    unbound = {w for ex in examples if not answerable_from_story(ex)
+               for w in answer_tokens(ex.answer.lower())}
+    return entity_words(examples) - unbound
