@@ -8,7 +8,7 @@ import torch
 from textrnn.cli import main
 from textrnn.data.babi import parse_babi, read_babi
 from textrnn.data.babi_rename import NEW_NAMES, NEW_NOUNS, write_renamed
-from textrnn.data.entities import entity_words, story_bound
+from textrnn.data.entities import entity_words, knowledge_cues
 from textrnn.data.qa_batches import QABatches, build_vocabs, encode_stories
 
 LINES = ["1 Mary went to the garden.", "2 John moved to the office.",
@@ -76,8 +76,9 @@ def test_training_hides_known_entities_reproducibly_and_never_a_knowledge_cue():
         assert batch["answer_mask"][row, batch["answer"][row]]
 
 
-def test_story_bound_leaves_out_answers_the_story_does_not_hold():
-    assert story_bound(parse_babi(LINES)) == {"mary", "john", "sandra", "garden"}
+def test_knowledge_cues_are_the_words_of_stories_that_do_not_hold_the_answer():
+    assert knowledge_cues(parse_babi(LINES)) == {"sandra", "is", "hungry", "where", "will",
+                                                 "go", "kitchen"}
 
 
 def test_renamed_test_replaces_names_and_places_consistently(tmp_path):

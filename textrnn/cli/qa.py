@@ -34,9 +34,11 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     # decaying it linearly to 0 settles the yes/no answers (QA6-10k: 95-97% with a
     # constant 0.01, 99.7% with 0.005 -> 0 and --answer-hidden 64). The answer layer
     # is on here, not in QAConfig, so checkpoints saved without it still load.
+    # 30 epochs, not 20: with entity slots (half the training stories read some names as
+    # @entK) the quick start's validation accuracy went 98.85% -> 99.65% (20 -> 30 epochs).
     # One thread: these models are tiny, and a second thread only waits (or, on a busy
     # machine, spins) at every step.
-    parser.set_defaults(lr=0.005, schedule="linear", grad_clip=40.0, epochs=20,
+    parser.set_defaults(lr=0.005, schedule="linear", grad_clip=40.0, epochs=30,
                         batch_size=32, answer_hidden=64, threads=1,
                         entity_slots=qa.ENTITY_SLOTS)
 

@@ -1,12 +1,14 @@
 """The renamed bAbI test: the same stories about people, places and things never seen.
 
-In each task's test file, every entity word that the task's training file never
-answers without it being in the story (:func:`textrnn.data.entities.story_bound`:
-names, places, objects; not "kitchen" where a hungry person goes) is replaced,
-consistently within the file, by a word from a list disjoint from the training
-vocabulary: a name for a name (a word written with a capital), a noun for
-anything else. A model that has learned the tasks rather than the names
-should score the same on it (``textrnn data renamed``, then ``textrnn eval``).
+In each task's test file, every name (an entity word written with a capital, and
+never after "a", "the" or "of": "Sheep are afraid of wolves" names no one) is
+replaced, consistently within the file, by a name from a list disjoint from the
+training vocabulary, and every other entity word (places, objects) by a noun from
+another such list, unless the task's training file answers some question from what
+it teaches about that word rather than from the story (:func:`knowledge_cues`:
+"Sumit is hungry. Where will sumit go?" -> kitchen keeps "hungry" and "kitchen").
+A model that has learned the tasks rather than the names should score the same on
+it (``textrnn data renamed``, then ``textrnn eval``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from os import PathLike
 from pathlib import Path
 
 from textrnn.data.babi import read_babi, sentence_words, task_files
-from textrnn.data.entities import story_bound
+from textrnn.data.entities import entity_words, knowledge_cues
 from textrnn.data.split import Written
 from textrnn.errors import DataError
 
@@ -34,22 +36,28 @@ NEW_NOUNS = (
     "cone prism cylinder oval pyramid wedge sloth otter badger ferret walrus gecko "
     "weary sleepy gloomy").split()
 _WORD_RE = re.compile(r"[A-Za-z]+")
+_COMMON_RE = re.compile(r"\b(?:a|an|the|of)\s+([A-Za-z]+)", re.IGNORECASE)  # not a name
 
 
-def renaming(lines: Iterable[str], entities: set[str], taken: set[str]) -> dict[str, str]:
-    """Lower-cased entity word -> its new lower-cased word, in order of first appearance.
+def renaming(lines: Iterable[str], entities: set[str], taken: set[str],
+             keep: set[str] = frozenset()) -> dict[str, str]:
+    """Lower-cased entity word -> its new lower-cased word, in order of first appearance;
+    the words in ``keep`` stay, unless they are written as names.
 
     Raises:
         DataError: when the lists run out of words.
     """
+    lines = list(lines)
     names = (n.lower() for n in NEW_NAMES if n.lower() not in taken)
     nouns = (n for n in NEW_NOUNS if n not in taken)
+    common = {m.group(1).lower() for line in lines for m in _COMMON_RE.finditer(line)}
     mapping: dict[str, str] = {}
     for line in lines:
         for word in _WORD_RE.findall(line):
             key = word.lower()
-            if key in entities and key not in mapping:
-                mapping[key] = next(names if word[0].isupper() else nouns, None)
+            name = word[0].isupper() and key not in common
+            if key in entities and key not in mapping and (name or key not in keep):
+                mapping[key] = next(names if name else nouns, None)
                 if mapping[key] is None:
                     raise DataError(f"more than the {len(NEW_NAMES)} names and "
                                     f"{len(NEW_NOUNS)} nouns there are to rename with")
@@ -90,7 +98,8 @@ def write_renamed(source: str | PathLike[str], out: str | PathLike[str]) -> dict
     written = {}
     for task, path in task_files(source, None, "test").items():
         lines = path.read_text(encoding="utf-8").splitlines()
-        mapping = renaming(lines, story_bound(per_task.get(task, [])), taken)
+        examples = per_task.get(task, [])
+        mapping = renaming(lines, entity_words(examples), taken, knowledge_cues(examples))
         target = out / path.name
         target.write_text("".join(rename_line(line, mapping) + "\n" for line in lines),
                           encoding="utf-8")

@@ -66,6 +66,22 @@ def entity_words(examples: Iterable[QAExample]) -> set[str]:
     return words
 
 
+def name_words(examples: Iterable[QAExample], entities: set[str]) -> set[str]:
+    """The entity words that name a one-off someone or something: never seen right after
+    "a", "an", "the" or "of" ("Gertrude is a sheep. Sheep are afraid of wolves." names
+    Gertrude, but not sheep or wolves, whose meaning the training data teaches).
+
+    >>> from textrnn.data.babi import parse_babi
+    >>> ex = parse_babi(["1 Gertrude is a sheep.", "2 Sheep are afraid of wolves.",
+    ...                  "3 What is gertrude afraid of?\\twolf\\t1 2"])
+    >>> sorted(name_words(ex, {"gertrude", "sheep", "wolves"}))
+    ['gertrude']
+    """
+    common = {s[i + 1] for ex in examples for s in [*ex.story, ex.question]
+              for i in range(len(s) - 1) if s[i] in ("a", "an", "the", "of")}
+    return set(entities) - common
+
+
 def first_mentions(sentences: Sequence[Sequence[str]], is_entity) -> list[str]:
     """The distinct words of ``sentences`` for which ``is_entity(word)`` holds, in order of
     first mention.
@@ -93,16 +109,17 @@ def answerable_from_story(example: QAExample) -> bool:
     return all(w in seen or w in FUNCTION_ANSWERS for w in answer_tokens(example.answer.lower()))
 
 
-def story_bound(examples: Sequence[QAExample]) -> set[str]:
-    """The entity words of ``examples`` that are never answered without being in the
-    story: those a renamed test can rename and still be answerable.
+def knowledge_cues(examples: Sequence[QAExample]) -> set[str]:
+    """The words of the stories whose answers the story does not hold: what the training
+    data teaches about them ("hungry" people go to the kitchen) is what those answers
+    come from, so renaming them would make the question unanswerable.
 
     >>> from textrnn.data.babi import parse_babi
     >>> ex = parse_babi(["1 Sumit is hungry.", "2 Where will sumit go?\\tkitchen\\t1",
-    ...                  "3 Sumit went to the kitchen.", "4 Why did sumit go?\\thungry\\t1"])
-    >>> sorted(story_bound(ex))
-    ['hungry', 'sumit']
+    ...                  "1 Mary went to the garden.", "2 Where is Mary?\\tgarden\\t1"])
+    >>> sorted(knowledge_cues(ex))
+    ['go', 'hungry', 'is', 'kitchen', 'sumit', 'where', 'will']
     """
-    unbound = {w for ex in examples if not answerable_from_story(ex)
-               for w in answer_tokens(ex.answer.lower())}
-    return entity_words(examples) - unbound
+    return {w for ex in examples if not answerable_from_story(ex)
+            for w in [*(w for s in [*ex.story, ex.question] for w in s),
+                      *answer_tokens(ex.answer.lower())]}

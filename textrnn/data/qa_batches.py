@@ -96,14 +96,15 @@ class _UnknownIds:
 
 
 def _encode(examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Vocab,
-            memory_size: int, entity_slots: int = 0,
-            entities: frozenset[str] = frozenset()) -> dict[str, torch.Tensor]:
+            memory_size: int, entity_slots: int = 0, entities: frozenset[str] = frozenset(),
+            names: frozenset[str] = frozenset()) -> dict[str, torch.Tensor]:
     """Encode all examples into the tables described in the module docstring.
 
     With ``entity_slots`` K > 0, an unknown word gets an id of its own from
     ``len(word_vocab)`` up (``read_slots`` turns it into a slot or ``<unk>``), and
     every example lists its first K entity words: those in ``entities``, and every
-    unknown one.
+    unknown one, with which of them training may hide (``hideable``): all, if the
+    answer is in the story; else only the ``names``.
     """
     if memory_size < 1:
         raise ValueError(f"memory_size must be >= 1, got {memory_size}")
@@ -131,7 +132,7 @@ def _encode(examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Voca
 
     story_rows, question_rows, supports, entity_rows, answer_ranks = [], [], [], [], []
     entity_words: list[list[str]] = []
-    may_hide: list[bool] = []
+    hideable: list[list[bool]] = []
     previous: list[list[str]] = []
     known = len(word_vocab)
 
@@ -149,12 +150,13 @@ def _encode(examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Voca
         supports.append([i - offset if i >= offset else -1 for i in ex.support])
         if entity_slots:
             kept = [*ex.story[offset:], ex.question]
-            names = first_mentions(kept, is_entity)[:entity_slots]
-            entity_rows.append([stoi[w] for w in names])
-            entity_words.append(names)
+            names_ = first_mentions(kept, is_entity)[:entity_slots]
+            entity_rows.append([stoi[w] for w in names_])
+            entity_words.append(names_)
             answer = ex.answer.lower()
-            answer_ranks.append(names.index(answer) if answer in names else -1)
-            may_hide.append(answerable_from_story(ex))
+            answer_ranks.append(names_.index(answer) if answer in names_ else -1)
+            from_story = answerable_from_story(ex)
+            hideable.append([from_story or w in names for w in names_])
     # Questions are rows of the sentence table too: they repeat as much as statements do.
     sentences, sentence_lengths = _pad(table)  # (N_sent, W), (N_sent,)
     rows_t, story_lengths = _pad(story_rows, min_len=1)  # (N, S >= 1), (N,)
@@ -164,7 +166,8 @@ def _encode(examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Voca
     if entity_slots:
         slots = {"entities": _pad(entity_rows, pad_id=-1, min_len=entity_slots)[0],  # (N, K)
                  "answer_rank": torch.tensor(answer_ranks, dtype=torch.long),  # (N,)
-                 "may_hide": torch.tensor(may_hide, dtype=torch.bool),  # (N,) see entities
+                 "hideable": _pad([[int(h) for h in row] for row in hideable],
+                                  min_len=entity_slots)[0].bool(),  # (N, K)
                  "entity_words": entity_words}  # the words of "entities", for the chat
     return {
         **slots,
@@ -262,6 +265,8 @@ class QABatches:
         entity_slots: K > 0 reads unknown words as slots ``@ent1 .. @entK`` (both
             vocabularies must end with them; see :mod:`textrnn.data.entities`).
         entities: the entity words of the training set.
+        names: those of them that name one-off people and things (hidden in training
+            even where the answer comes from what the data teaches, not the story).
         entity_dropout: with ``shuffle`` (training), the share of examples that read
             known entity words as slots, each with a rate drawn from U(0, 1) per
             example; slot numbers are drawn at random.
@@ -276,7 +281,8 @@ class QABatches:
     def __init__(self, examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Vocab,
                  batch_size: int = 32, shuffle: bool = False, seed: int = 0,
                  memory_size: int = 50, entity_slots: int = 0,
-                 entities: frozenset[str] = frozenset(), entity_dropout: float = 0.0) -> None:
+                 entities: frozenset[str] = frozenset(), names: frozenset[str] = frozenset(),
+                 entity_dropout: float = 0.0) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0.0 <= entity_dropout <= 1.0:
@@ -287,7 +293,7 @@ class QABatches:
         self.word_vocab, self.answer_vocab = word_vocab, answer_vocab
         self.entity_slots, self.entity_dropout = entity_slots, entity_dropout
         self.encoded = _encode(examples, word_vocab, answer_vocab, memory_size, entity_slots,
-                               frozenset(entities))
+                               frozenset(entities), frozenset(names))
         self.num_examples = len(examples)
 
     def set_epoch(self, epoch: int) -> None:
@@ -318,11 +324,11 @@ class QABatches:
         if g is not None:  # training: hide known ones too, under shuffled slot numbers
             # A share entity_dropout of the examples hides each entity word with its own
             # rate r ~ U(0, 1): from none to all of them, as in a story of new names.
-            may_hide = self.encoded["may_hide"].index_select(0, idx)  # (B,)
+            hideable = self.encoded["hideable"].index_select(0, idx)  # (B, K)
             renamed = torch.rand(len(idx), generator=g) < self.entity_dropout  # (B,)
             rate = torch.rand(len(idx), 1, generator=g)  # (B, 1)
             drop = torch.rand(entities.shape, generator=g) < rate  # (B, K)
-            hide |= drop & (renamed & may_hide).unsqueeze(1)
+            hide |= drop & hideable & renamed.unsqueeze(1)
             order = torch.rand(entities.shape, generator=g).argsort(-1)  # (B, K)
         return read_slots(batch, entities, rank, self.word_vocab, self.answer_vocab, hide, order)
 

@@ -31,7 +31,7 @@ from textrnn import models
 from textrnn.chat import Answer, Answerer
 from textrnn.checkpoint import Bundle
 from textrnn.data.babi import GENERATED_TASK, QAExample, read_babi, task_files
-from textrnn.data.entities import entity_words
+from textrnn.data.entities import entity_words, name_words
 from textrnn.data.qa_batches import QABatches, build_vocabs
 from textrnn.data.split import holdout
 from textrnn.models.qa import QAConfig
@@ -112,8 +112,10 @@ def build(
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     model = models.build("qa", config, {"words": words, "answers": answers})
     slots = {"memory_size": config.memory_size, "entity_slots": config.entity_slots}
+    entities = entity_words(train)
     train_data = QABatches(train, words, answers, batch_size=batch_size, shuffle=True,
-                           seed=seed, entities=frozenset(entity_words(train)),
+                           seed=seed, entities=frozenset(entities),
+                           names=frozenset(name_words(train, entities)),
                            entity_dropout=config.entity_dropout, **slots)
     val_data = QABatches(valid, words, answers, batch_size=EVAL_BATCH_SIZE, shuffle=False,
                          **slots)
