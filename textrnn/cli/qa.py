@@ -77,6 +77,8 @@ def format_eval(results: dict) -> str:
     failed = ", ".join(map(name, results["failed"])) or "none"
     lines.append(f"mean error {results['mean_error']:.2%} over {len(results['tasks'])} "
                  f"task(s); failed (error > 5%): {failed}")
+    lines.append(f"calibration: expected calibration error {results['ece']:.4f} "
+                 "(10 bins of the answers' confidence)")
     return "\n".join(lines)
 
 

@@ -93,6 +93,28 @@ def position_encoding(lengths: Tensor, max_len: int, dim: int) -> Tensor:
     return l * (j <= lengths.unsqueeze(-1)).unsqueeze(-1)  # (..., W, d)
 
 
+def calibration_error(confidence: Tensor, correct: Tensor, bins: int = 10) -> float:
+    """Expected calibration error: sum over equal-width confidence bins of the bin's share
+    of the answers times |its accuracy - its mean confidence|.
+
+    Args:
+        confidence: (N,) float in [0, 1], the probability of each answer given.
+        correct: (N,) float, 1 where the answer was right.
+
+    >>> calibration_error(torch.tensor([0.9, 0.9, 0.6, 0.6]), torch.tensor([1., 1., 1., 0.]))
+    0.1
+    """
+    if len(confidence) == 0:
+        return 0.0
+    which = (confidence * bins).long().clamp(max=bins - 1)  # (N,) bin of each answer
+    error = 0.0
+    for b in which.unique().tolist():
+        inside = which == b
+        error += inside.float().mean().item() * abs(correct[inside].mean().item()
+                                                    - confidence[inside].float().mean().item())
+    return round(error, 6)
+
+
 class QANet(nn.Module):
     """The task contract shared by every QA network: loss, predict, evaluate.
 
@@ -155,11 +177,12 @@ class QANet(nn.Module):
         """Loss and accuracy over batches; an unknown answer (-100) counts as wrong.
 
         Returns:
-            ``val_loss`` (mean over known answers), ``val_acc``, and ``val_acc_task{N}``
-            for every task id N > 0 present.
+            ``val_loss`` (mean over known answers), ``val_acc``, ``val_ece`` (expected
+            calibration error of the answers' confidence, 10 bins), and
+            ``val_acc_task{N}`` for every task id N > 0 present.
         """
         with eval_mode(self):
-            loss_sum, known, correct, tasks = 0.0, 0, [], []
+            loss_sum, known, correct, tasks, confidence = 0.0, 0, [], [], []
             for batch in batches:
                 logits, _ = self.scores(batch)  # (B, A)
                 answer = batch["answer"]  # (B,)
@@ -168,10 +191,13 @@ class QANet(nn.Module):
                 known += int((answer != IGNORE_INDEX).sum())
                 correct.append((logits.argmax(-1) == answer).cpu())
                 tasks.append(batch["task"].cpu())
+                confidence.append(torch.softmax(logits, -1).amax(-1).cpu())
         correct_t = torch.cat(correct).float() if correct else torch.zeros(0)  # (N,)
         task_t = torch.cat(tasks) if tasks else torch.zeros(0, dtype=torch.long)  # (N,)
         metrics = {"val_loss": loss_sum / max(known, 1),
-                   "val_acc": correct_t.mean().item() if len(correct_t) else 0.0}
+                   "val_acc": correct_t.mean().item() if len(correct_t) else 0.0,
+                   "val_ece": calibration_error(torch.cat(confidence) if confidence
+                                                else torch.zeros(0), correct_t)}
         for task in task_t.unique().tolist():
             if task > 0:
                 metrics[f"val_acc_task{task}"] = correct_t[task_t == task].mean().item()

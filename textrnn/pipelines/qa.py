@@ -135,7 +135,7 @@ def evaluate(
 
     Returns:
         ``{"tasks": {task: {"accuracy", "error", "questions", "failed"}}, "mean_accuracy",
-        "mean_error", "failed": [task, ...], "questions", "data"}``; task keys are strings
+        "mean_error", "failed": [task, ...], "ece", "questions", "data"}``; task keys are strings
         (``"0"`` for generated stories), a task fails above :data:`FAIL_ERROR` error.
     """
     tasks = tasks if tasks is not None else list(bundle.config.tasks) or None
@@ -159,6 +159,7 @@ def evaluate(
         "mean_accuracy": 1 - sum(errors) / len(errors),
         "mean_error": sum(errors) / len(errors),
         "failed": [t for t, r in results.items() if r["failed"]],
+        "ece": metrics["val_ece"],  # expected calibration error of the confidence, all tasks
         "questions": len(examples),
         "data": str(data),
     }
