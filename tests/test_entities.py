@@ -7,7 +7,7 @@ import torch
 
 from textrnn.cli import main
 from textrnn.data.babi import parse_babi, read_babi
-from textrnn.data.babi_rename import NEW_NAMES, NEW_NOUNS, write_renamed
+from textrnn.data.babi_rename import NEW_NAMES, NEW_NOUNS, rename_examples, write_renamed
 from textrnn.data.entities import entity_words, knowledge_cues
 from textrnn.data.qa_batches import QABatches, build_vocabs, encode_stories
 
@@ -98,3 +98,16 @@ def test_renamed_test_replaces_names_and_places_consistently(tmp_path):
     assert first.question[-1] == first.story[0][0] != "mary"  # the same new name throughout
     assert renamed[1].answer == "no"  # yes/no answers are not renamed
     assert main(["data", "renamed", "--from", str(src), "--out", str(tmp_path / "cli")]) == 0
+
+
+def test_rename_examples_renames_parsed_stories_like_files():
+    examples = parse_babi(LINES)
+    taken = {w for ex in examples for s in [*ex.story, ex.question] for w in s}
+    renamed = rename_examples(examples, examples, taken)
+    first = renamed[0]
+    assert first.story[0][0] not in taken and first.question[-1] == first.story[0][0]
+    assert first.answer == first.story[0][-1] not in taken  # garden -> a new noun
+    assert renamed[1].answer == "no"
+    assert renamed[2].story == [["sandra", "is", "hungry"]] or renamed[2].story[0][1:] == [
+        "is", "hungry"]  # a knowledge cue stays; only the name may change
+    assert renamed[2].answer == "kitchen"

@@ -14,12 +14,12 @@ it (``textrnn data renamed``, then ``textrnn eval``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from os import PathLike
 from pathlib import Path
 
-from textrnn.data.babi import read_babi, sentence_words, task_files
-from textrnn.data.entities import entity_words, knowledge_cues
+from textrnn.data.babi import QAExample, answer_tokens, read_babi, sentence_words, task_files
+from textrnn.data.entities import entity_words, knowledge_cues, name_words
 from textrnn.data.split import Written
 from textrnn.errors import DataError
 
@@ -106,3 +106,34 @@ def write_renamed(source: str | PathLike[str], out: str | PathLike[str]) -> dict
         written[f"qa{task}"] = Written(target, {"questions": len(read_babi(target)),
                                                 "renamed words": len(mapping)})
     return written
+
+
+def rename_examples(examples: Sequence[QAExample], train: Sequence[QAExample],
+                    taken: set[str]) -> list[QAExample]:
+    """``examples`` (parsed, lower-cased) renamed as :func:`write_renamed` renames a file,
+    with the names told apart by :func:`~textrnn.data.entities.name_words` (there is no
+    capital to go by): e.g. a renamed validation split, to choose settings on.
+
+    Args:
+        examples: the examples to rename, in order (one mapping for all of them).
+        train: the training examples the entity words and knowledge cues come from.
+        taken: words the new ones must not be (every training word).
+    """
+    entities = entity_words(train)
+    names, keep = name_words(train, entities), knowledge_cues(train)
+    new_names = iter(n.lower() for n in NEW_NAMES if n.lower() not in taken)
+    new_nouns = iter(n for n in NEW_NOUNS if n not in taken)
+    mapping: dict[str, str] = {}
+
+    def new(word: str) -> str:
+        if word in entities and word not in mapping and (word in names or word not in keep):
+            mapping[word] = next(new_names if word in names else new_nouns)
+        return mapping.get(word, word)
+
+    out = []
+    for ex in examples:
+        story = [[new(w) for w in s] for s in ex.story]
+        question = [new(w) for w in ex.question]
+        answer = ",".join(new(w.lower()) for w in answer_tokens(ex.answer))
+        out.append(QAExample(story, question, answer, list(ex.support), ex.task))
+    return out

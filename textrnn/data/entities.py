@@ -69,7 +69,8 @@ def entity_words(examples: Iterable[QAExample]) -> set[str]:
 def name_words(examples: Iterable[QAExample], entities: set[str]) -> set[str]:
     """The entity words that name a one-off someone or something: never seen right after
     "a", "an", "the" or "of" ("Gertrude is a sheep. Sheep are afraid of wolves." names
-    Gertrude, but not sheep or wolves, whose meaning the training data teaches).
+    Gertrude, but not sheep or wolves, whose meaning the training data teaches), and
+    never an answer that the story does not hold.
 
     >>> from textrnn.data.babi import parse_babi
     >>> ex = parse_babi(["1 Gertrude is a sheep.", "2 Sheep are afraid of wolves.",
@@ -77,9 +78,12 @@ def name_words(examples: Iterable[QAExample], entities: set[str]) -> set[str]:
     >>> sorted(name_words(ex, {"gertrude", "sheep", "wolves"}))
     ['gertrude']
     """
+    examples = list(examples)
     common = {s[i + 1] for ex in examples for s in [*ex.story, ex.question]
               for i in range(len(s) - 1) if s[i] in ("a", "an", "the", "of")}
-    return set(entities) - common
+    taught = {w for ex in examples if not answerable_from_story(ex)  # knowledge answers
+              for w in answer_tokens(ex.answer.lower())}
+    return set(entities) - common - taught
 
 
 def first_mentions(sentences: Sequence[Sequence[str]], is_entity) -> list[str]:
