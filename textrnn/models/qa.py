@@ -40,6 +40,7 @@ from textrnn.attention import masked_softmax
 from textrnn.collate import IGNORE_INDEX
 from textrnn.device import eval_mode
 from textrnn.layers import LSTM
+from textrnn.metrics import calibration_error
 
 
 @dataclass
@@ -65,12 +66,8 @@ class QAConfig:
     dropout: float = 0.3  # after the embeddings and the LSTM (lstm_reader; Keras' 0.3)
     max_story_words: int = 100  # read the last this many story words (lstm_reader)
     max_question_words: int = 12  # question words read; bAbI's longest has 11 (lstm_reader)
-    # K: words the model has not seen (new names, places, objects) are read as @ent1..@entK,
-    # in order of first mention, and answered by slot; 0 = off (unknown words are <unk>)
-    entity_slots: int = 0
-    # training: the share of examples that read known entity words as slots instead (each
-    # word with a rate drawn from U(0, 1)), so that the slots learn to stand for any name
-    entity_dropout: float = 0.5
+    entity_slots: int = 0  # K: unseen words read as @ent1..@entK (textrnn.data.entities); 0=off
+    entity_dropout: float = 0.5  # training: share of stories that read known names as slots
     tasks: list[int] = field(default_factory=list)  # bAbI tasks trained on; metadata only
 
 
@@ -91,28 +88,6 @@ def position_encoding(lengths: Tensor, max_len: int, dim: int) -> Tensor:
     j_over_J = (j / J).unsqueeze(-1)  # (..., W, 1)
     l = (1 - j_over_J) - (k / dim) * (1 - 2 * j_over_J)  # (..., W, d)
     return l * (j <= lengths.unsqueeze(-1)).unsqueeze(-1)  # (..., W, d)
-
-
-def calibration_error(confidence: Tensor, correct: Tensor, bins: int = 10) -> float:
-    """Expected calibration error: sum over equal-width confidence bins of the bin's share
-    of the answers times |its accuracy - its mean confidence|.
-
-    Args:
-        confidence: (N,) float in [0, 1], the probability of each answer given.
-        correct: (N,) float, 1 where the answer was right.
-
-    >>> calibration_error(torch.tensor([0.9, 0.9, 0.6, 0.6]), torch.tensor([1., 1., 1., 0.]))
-    0.1
-    """
-    if len(confidence) == 0:
-        return 0.0
-    which = (confidence * bins).long().clamp(max=bins - 1)  # (N,) bin of each answer
-    error = 0.0
-    for b in which.unique().tolist():
-        inside = which == b
-        error += inside.float().mean().item() * abs(correct[inside].mean().item()
-                                                    - confidence[inside].float().mean().item())
-    return round(error, 6)
 
 
 class QANet(nn.Module):
