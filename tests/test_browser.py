@@ -60,5 +60,15 @@ def test_chat_page_answers_where_is_mary(where_checkpoint):
 
             page.click("#reset")
             page.wait_for_function("document.querySelectorAll('#story li').length === 0")
+            # New names and places, and a question without its mark (issue 19's transcript).
+            for n, line in enumerate(["Alice went to the garden.", "Bob moved to the office."]):
+                page.fill("#text", line)
+                page.press("#text", "Enter")
+                page.wait_for_function(f"document.querySelectorAll('#story li').length >= {n + 1}")
+            page.fill("#text", "where is alice")
+            page.click("#send")
+            page.wait_for_function("document.querySelector('#last-answer') && "
+                                   "document.querySelector('#last-answer').innerText === 'garden'")
+            assert page.locator("#story li").count() == 2  # the question was not filed
         finally:
             browser.close()

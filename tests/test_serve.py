@@ -85,6 +85,19 @@ def test_answer_is_stateless_and_matches_the_answerer(client, answerer):
     assert set(body.json()) == {"answer", "confidence", "evidence", "unknown_words", "dropped"}
 
 
+def test_names_and_places_never_seen_over_the_api(client):
+    story = ["Alice went to the garden.", "Bob moved to the observatory."]
+    for question, place in (("Where is Alice?", "garden"), ("where is bob", "observatory")):
+        body = client.post("/api/answer", json={"story": story, "question": question}).json()
+        assert body["answer"] == place and "bob" in body["unknown_words"]
+    session_id = new_session(client)
+    url = f"/api/sessions/{session_id}/messages"
+    client.post(url, json={"text": " ".join(story)})
+    reply = client.post(url, json={"text": "where is bob"}).json()
+    assert reply["kind"] == "answer" and reply["answer"]["answer"] == "observatory"
+    assert "don't know" not in reply["text"]
+
+
 def test_answer_reads_only_the_memory_and_says_how_much_it_dropped(client, answerer):
     story = STORY * answerer.memory_size  # twice the memory
     body = client.post("/api/answer", json={"story": story, "question": "Where is Mary?"}).json()
