@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import pytest
 
 from textrnn import load
-from textrnn.chat import Answerer, ChatSession, repl, split_sentences
+from textrnn.chat import Answerer, ChatSession, format_answer, repl, split_sentences
 from textrnn.checkpoint import load as load_bundle
 from textrnn.errors import CheckpointError
 
@@ -28,7 +29,8 @@ def test_load_gives_an_answerer_with_answer_confidence_and_evidence(bot):
     assert a.evidence and all(0 <= e.index < len(STORY) for e in a.evidence)
     assert all(e.sentence == STORY[e.index] for e in a.evidence)
     assert a.unknown_words == [] and a.dropped == 0
-    assert set(a.to_dict()) == {"answer", "confidence", "evidence", "unknown_words", "dropped"}
+    assert set(a.to_dict()) == {"answer", "confidence", "evidence", "unknown_words", "dropped",
+                                "sure"}
 
 
 def test_batched_answers_equal_one_at_a_time(bot):
@@ -49,6 +51,17 @@ def test_long_story_keeps_the_newest_sentences_and_maps_evidence_back(bot):
     a = bot.answer(story, "Where is Mary?")
     assert a.dropped == len(story) - bot.memory_size
     assert all(e.index >= a.dropped and e.sentence == story[e.index] for e in a.evidence)
+
+
+def test_an_answer_under_the_validation_threshold_says_it_is_not_sure(bot):
+    assert 0.3 <= bot.unsure_below <= 0.9  # chosen on validation, saved in the checkpoint
+    sure = bot.answer(STORY, "Where is Mary?")
+    assert sure.sure and "not sure" not in format_answer(sure)
+    doubtful = replace(sure, confidence=bot.unsure_below / 2, sure=False)
+    assert format_answer(doubtful).startswith("bathroom  (not sure, my best guess; confidence")
+    low = [a for a in bot.answer_batch([(STORY, q) for q in
+                                        ("Where is the milk?", "Where is Fred?", "Is it?")])]
+    assert all(a.sure == (a.confidence >= bot.unsure_below) for a in low)
 
 
 def test_unknown_words_are_reported_and_answered_as_entities(bot):

@@ -82,7 +82,8 @@ def test_answer_is_stateless_and_matches_the_answerer(client, answerer):
     body = client.post("/api/answer", json={"story": STORY, "question": "Where is Mary?"})
     assert body.status_code == 200
     assert body.json() == answerer.answer(STORY, "Where is Mary?").to_dict()
-    assert set(body.json()) == {"answer", "confidence", "evidence", "unknown_words", "dropped"}
+    assert set(body.json()) == {"answer", "confidence", "evidence", "unknown_words", "dropped",
+                                "sure"}
 
 
 def test_names_and_places_never_seen_over_the_api(client):

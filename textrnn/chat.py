@@ -73,6 +73,7 @@ class Answer:
     evidence: list[Evidence] = field(default_factory=list)
     unknown_words: list[str] = field(default_factory=list)  # words the model never saw
     dropped: int = 0  # oldest story sentences beyond the model's memory, not read
+    sure: bool = True  # confidence at or above the threshold chosen on validation
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -82,6 +83,7 @@ class Answer:
             "evidence": [e.__dict__ for e in self.evidence],
             "unknown_words": self.unknown_words,
             "dropped": self.dropped,
+            "sure": self.sure,
         }
 
 
@@ -101,6 +103,9 @@ class Answerer:
         self.answers = bundle.vocabs["answers"]
         self.memory_size = bundle.config.memory_size
         self.entity_slots = bundle.config.entity_slots  # unknown words are read as slots
+        # Below this confidence an answer was wrong more often than right on validation
+        # (metrics saved with the checkpoint); 0 for checkpoints from before it existed.
+        self.unsure_below = float(bundle.metrics.get("val_unsure_below", 0.0))
         self._lock = threading.Lock()  # one forward pass at a time per model
 
     @classmethod
@@ -164,6 +169,7 @@ class Answerer:
                 evidence=evidence,
                 unknown_words=self._unknown([*words, q_words]),
                 dropped=dropped,
+                sure=float(pred["confidence"]) >= self.unsure_below,
             ))
         return results
 
@@ -325,10 +331,12 @@ class ChatSession:
 
 
 def format_answer(answer: Answer) -> str:
-    """``bathroom  (confidence 0.99; from: "Mary moved to the bathroom.")``."""
+    """``bathroom  (confidence 0.99; from: "Mary moved to the bathroom.")``, or with
+    ``not sure, my best guess;`` first when the confidence is under the threshold."""
     because = "; ".join(f'"{e.sentence}"' for e in answer.evidence)
     evidence = f"; from: {because}" if because else ""
-    return f"{answer.answer}  (confidence {answer.confidence:.2f}{evidence})"
+    doubt = "" if answer.sure else "not sure, my best guess; "
+    return f"{answer.answer}  ({doubt}confidence {answer.confidence:.2f}{evidence})"
 
 
 def repl(session: ChatSession, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:

@@ -26,3 +26,26 @@ def calibration_error(confidence: Tensor, correct: Tensor, bins: int = 10) -> fl
         error += inside.float().mean().item() * abs(correct[inside].mean().item()
                                                     - confidence[inside].float().mean().item())
     return round(error, 6)
+
+
+def unsure_threshold(confidence: Tensor, correct: Tensor,
+                     grid: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+                     min_count: int = 5) -> float:
+    """The confidence below which an answer is more likely wrong than right: the largest
+    ``t`` of ``grid`` such that the answers under ``t`` (at least ``min_count`` of them)
+    are right less than half the time; ``grid[0]`` when there is none.
+
+    Chosen on validation answers, it is where the chatbot starts saying it is not sure.
+
+    >>> import torch
+    >>> conf = torch.tensor([0.35, 0.45, 0.55, 0.65, 0.95] * 2)
+    >>> right = torch.tensor([0., 0., 1., 1., 1.] * 2)
+    >>> unsure_threshold(conf, right, min_count=2)  # under 0.6: 2 right of 6
+    0.6
+    """
+    best = grid[0]
+    for t in grid:
+        below = confidence < t
+        if int(below.sum()) >= min_count and correct[below].float().mean().item() < 0.5:
+            best = t
+    return best

@@ -74,6 +74,7 @@ class AnswerOut(BaseModel):
     evidence: list[EvidenceOut]
     unknown_words: list[str] = Field(description="words the model never saw")
     dropped: int = Field(ge=0, description="oldest story sentences beyond the memory, not read")
+    sure: bool = Field(description="confidence at or above the threshold chosen on validation")
 
     @classmethod
     def of(cls, answer: Answer) -> "AnswerOut":

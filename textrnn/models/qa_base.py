@@ -1,0 +1,139 @@
+"""What every question-answering network shares: its config and its task contract.
+
+:class:`QAConfig` holds the settings of every architecture (each ignores what is
+not its own); :class:`QANet` gives them one ``loss``, ``predict`` and ``evaluate``
+over the answer scores that their ``forward`` returns. The networks are in
+:mod:`textrnn.models.memn2n` and :mod:`textrnn.models.lstm_reader`;
+:mod:`textrnn.models.qa` registers them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from textrnn.collate import IGNORE_INDEX
+from textrnn.device import eval_mode
+from textrnn.metrics import calibration_error, unsure_threshold
+
+
+@dataclass
+class QAConfig:
+    """Shape and training tricks of a :class:`QAModel`."""
+
+    vocab_size: int  # word ids, len(word_vocab); comes from the training data
+    num_answers: int  # answer classes, len(answer_vocab); each whole answer string is one
+    arch: str = "memn2n"  # "memn2n" (Sukhbaatar et al. 2015) or "lstm_reader" (Keras example)
+    embedding_size: int = 50  # word embedding width d (the paper's joint-training size)
+    hops: int = 3  # memory hops K (memn2n)
+    memory_size: int = 50  # most recent sentences read; sizes the time tables (memn2n)
+    position_encoding: bool = True  # PE: weigh word j by l_kj instead of a bag of words (memn2n)
+    temporal_encoding: bool = True  # TE: add T_A(i), T_C(i), i = recency (memn2n)
+    weight_tying: str = "adjacent"  # A^{k+1} = C^k, B = A^1; the only scheme built (memn2n)
+    linear_start: bool = True  # LS: read memory without softmax until val loss stalls (memn2n)
+    random_noise: float = 0.1  # RN: fraction of empty memories in the time index, training only
+    init_std: float = 0.1  # embeddings start as N(0, init_std²), as in the MemN2N paper
+    answer_hidden: int = 0  # ReLU units between u^{K+1} and W; 0 = the paper's linear W (memn2n)
+    hop_relu: bool = False  # u^{k+1} = ReLU_half(H u^k + o^k), the paper's 10k non-linearity
+    hop_init: str = "normal"  # H's start: "normal" N(0, init_std²) like every weight, or "eye"
+    hidden_size: int = 32  # LSTM width (lstm_reader; the Keras example's 32)
+    dropout: float = 0.3  # after the embeddings and the LSTM (lstm_reader; Keras' 0.3)
+    max_story_words: int = 100  # read the last this many story words (lstm_reader)
+    max_question_words: int = 12  # question words read; bAbI's longest has 11 (lstm_reader)
+    entity_slots: int = 0  # K: unseen words read as @ent1..@entK (textrnn.data.entities); 0=off
+    entity_dropout: float = 0.5  # training: share of stories that read known names as slots
+    tasks: list[int] = field(default_factory=list)  # bAbI tasks trained on; metadata only
+
+
+class QANet(nn.Module):
+    """The task contract shared by every QA network: loss, predict, evaluate.
+
+    Subclasses implement ``forward(batch) -> (logits (B, A), attention (B, K, S))``,
+    where ``attention[:, k]`` is hop k's softmax over the real sentences.
+    """
+
+    @property
+    def linear_start_active(self) -> bool:
+        """Whether the memory softmax is still removed (only MemN2N has linear start)."""
+        return False
+
+    def on_evaluate(self, metrics: dict[str, float]) -> bool:
+        """Hook called after each evaluation; returns True when it changed the model."""
+        return False
+
+    def scores(self, batch: dict) -> tuple[Tensor, Tensor]:
+        """``forward``, with the slot answers that no word of the story stands for ruled
+        out (``answer_mask``, from batches with entity slots).
+
+        Returns:
+            logits (B, A) float; attention (B, K, S).
+        """
+        logits, attention = self(batch)  # (B, A), (B, K, S)
+        logits = logits.float()
+        if "answer_mask" in batch:
+            logits = logits.masked_fill(~batch["answer_mask"], torch.finfo(logits.dtype).min)
+        return logits, attention
+
+    def loss(self, batch: dict) -> Tensor:
+        """Mean answer cross-entropy of a :class:`~textrnn.data.qa_batches.QABatches` batch.
+
+        Returns:
+            Scalar float tensor; answers of -100 (unknown) are left out.
+        """
+        logits, _ = self.scores(batch)  # (B, A)
+        return F.cross_entropy(logits.float(), batch["answer"], ignore_index=IGNORE_INDEX)
+
+    @torch.no_grad()
+    def predict(self, batch: dict) -> list[dict]:
+        """Answer each question, with the sentences the model looked at.
+
+        Returns:
+            Per example: ``answer_id`` (int), ``confidence`` (its softmax probability),
+            ``attention`` (the last hop's weights, one per encoded sentence, story
+            order, summing to 1) and ``hops`` (every hop's weights). Under linear
+            start the memory is read without softmax; the weights shown are still
+            the softmax of the scores.
+        """
+        with eval_mode(self):
+            logits, attention = self.scores(batch)  # (B, A), (B, K, S)
+        confidence, answer = torch.softmax(logits.float(), -1).max(-1)  # (B,), (B,)
+        attention = attention.float().cpu()
+        return [{"answer_id": int(answer[b]), "confidence": float(confidence[b]),
+                 "attention": attention[b, -1, :n].tolist(), "hops": attention[b, :, :n].tolist()}
+                for b, n in enumerate(batch["story_lengths"].tolist())]
+
+    @torch.no_grad()
+    def evaluate(self, batches) -> dict[str, float]:
+        """Loss and accuracy over batches; an unknown answer (-100) counts as wrong.
+
+        Returns:
+            ``val_loss`` (mean over known answers), ``val_acc``, ``val_ece`` (expected
+            calibration error of the answers' confidence, 10 bins), ``val_unsure_below``
+            (:func:`~textrnn.metrics.unsure_threshold`: the chat's "not sure" line), and
+            ``val_acc_task{N}`` for every task id N > 0 present.
+        """
+        with eval_mode(self):
+            loss_sum, known, correct, tasks, confidence = 0.0, 0, [], [], []
+            for batch in batches:
+                logits, _ = self.scores(batch)  # (B, A)
+                answer = batch["answer"]  # (B,)
+                loss_sum += F.cross_entropy(logits.float(), answer, ignore_index=IGNORE_INDEX,
+                                            reduction="sum").item()
+                known += int((answer != IGNORE_INDEX).sum())
+                correct.append((logits.argmax(-1) == answer).cpu())
+                tasks.append(batch["task"].cpu())
+                confidence.append(torch.softmax(logits, -1).amax(-1).cpu())
+        correct_t = torch.cat(correct).float() if correct else torch.zeros(0)  # (N,)
+        task_t = torch.cat(tasks) if tasks else torch.zeros(0, dtype=torch.long)  # (N,)
+        conf_t = torch.cat(confidence) if confidence else torch.zeros(0)  # (N,)
+        metrics = {"val_loss": loss_sum / max(known, 1),
+                   "val_acc": correct_t.mean().item() if len(correct_t) else 0.0,
+                   "val_ece": calibration_error(conf_t, correct_t),
+                   "val_unsure_below": unsure_threshold(conf_t, correct_t)}
+        for task in task_t.unique().tolist():
+            if task > 0:
+                metrics[f"val_acc_task{task}"] = correct_t[task_t == task].mean().item()
+        return metrics
