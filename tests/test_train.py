@@ -193,6 +193,27 @@ def test_stop_at_ends_the_run_where_the_best_metric_reaches_it(make_tiny_lm, run
     assert again["step"] == first  # reached before: a resumed run stops at once
 
 
+def test_patience_stops_after_that_many_evaluations_without_a_better_best(
+        make_tiny_lm, run_dir, tmp_path) -> None:
+    model, _, train, val = make_tiny_lm(dropout=0.0)
+    fit(model, train, val, _cfg(max_steps=60, lr=0.2), run_dir)
+    full = [r["val_loss"] for r in _records(run_dir)]
+    best, stale, stop = full[0], 0, len(full)  # where a patience of 2 must stop, by hand
+    for i, loss in enumerate(full[1:], start=1):
+        best, stale = (loss, 0) if loss < best else (best, stale + 1)
+        if stale == 2:
+            stop = i + 1
+            break
+    assert stop < len(full)  # the rate is high enough for the loss to stall on this text
+    model, _, train, val = make_tiny_lm(dropout=0.0)
+    out = tmp_path / "patient"
+    result = fit(model, train, val, _cfg(max_steps=60, lr=0.2, patience=2), out)
+    assert [r["val_loss"] for r in _records(out)] == full[:stop]
+    assert result["step"] == 5 * stop
+    again = fit(model, train, val, _cfg(max_steps=60, lr=0.2, patience=2), out, resume=True)
+    assert again["step"] == result["step"]  # out of patience before: stops at once
+
+
 def test_best_checkpoint_is_the_model_that_was_evaluated(make_tiny_lm, run_dir) -> None:
     # A model whose on_evaluate changes what it computes (as MemN2N's end of linear start
     # does): best.pt must still be the model its metrics were measured on.

@@ -75,6 +75,9 @@ class TrainConfig:
     # stop once the best-checkpoint metric reaches this value (e.g. 1.0 for accuracy);
     # best.pt is the same as a full run's, as a tie never replaces it
     stop_at: float = math.nan
+    # stop once this many evaluations in a row have not bettered the best-checkpoint
+    # metric (early stopping); 0 = never
+    patience: int = 0
 
     def __post_init__(self) -> None:
         for name, allowed in (
@@ -216,8 +219,11 @@ def fit(
     def reached(best: float | None) -> bool:  # False for NaN, stop_at's "never"
         return best is not None and (best == cfg.stop_at or better(best, cfg.stop_at))
 
+    def finished() -> bool:  # stop_at reached, or patience run out
+        return reached(s["best"]) or (cfg.patience > 0 and s["stale"] >= cfg.patience)
+
     s = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "elapsed": 0.0,
-         "budget_used": 0.0}
+         "budget_used": 0.0, "stale": 0}  # stale: evaluations since the best one
     last_metrics: dict = {}
     runlog = RunLog(out, resume=resume)
     if resume:
@@ -250,7 +256,7 @@ def fit(
             metrics=metrics,
             train_config=asdict(cfg),
             extra={"best": s["best"], "elapsed": time.monotonic() - started,
-                   "budget_used": budget.used()},
+                   "budget_used": budget.used(), "stale": s["stale"]},
         )
 
     def evaluate(scheduled: bool) -> None:
@@ -276,8 +282,10 @@ def fit(
         # best.pt first: it must hold the model these metrics were measured on, and
         # on_evaluate may change it (MemN2N's linear start ends by switching a softmax on).
         if s["best"] is None or better(value, s["best"]):
-            s["best"] = value
+            s["best"], s["stale"] = value, 0
             save("best.pt", metrics)
+        elif scheduled:
+            s["stale"] += 1
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and scheduled:
             scheduler.step(value)  # only on the regular schedule, so a stop/resume changes nothing
         if hasattr(model, "on_evaluate") and scheduled:
@@ -285,7 +293,7 @@ def fit(
         save("last.pt", metrics)  # after: a resumed run goes on from the changed model
 
     progress = Progress(total, desc="train", initial=s["step"], every=cfg.log_every)
-    done = (total is not None and s["step"] >= total) or budget.spent() or reached(s["best"])
+    done = (total is not None and s["step"] >= total) or budget.spent() or finished()
     try:
         with _DeferredInterrupt() as interrupt, progress:
             while not done and s["epoch"] < cfg.epochs:
@@ -314,14 +322,14 @@ def fit(
                     done = (total is not None and s["step"] >= total) or budget.spent()
                     if cfg.eval_every and s["step"] % cfg.eval_every == 0:
                         evaluate(scheduled=True)
-                        done = done or reached(s["best"])
+                        done = done or finished()
                     if interrupt.hit:
                         raise KeyboardInterrupt
                 else:  # the epoch ran to its end: the next one starts from its first batch
                     s["epoch"], s["batch_in_epoch"] = s["epoch"] + 1, 0
                     if not cfg.eval_every:
                         evaluate(scheduled=True)
-                        done = done or reached(s["best"])
+                        done = done or finished()
             if losses or not (out / "last.pt").exists():
                 evaluate(scheduled=False)  # end on an evaluated, resumable checkpoint
     except KeyboardInterrupt:
