@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             acc = {name: bundle.evaluate(QABatches(
                 examples, bundle.vocabs["words"], bundle.vocabs["answers"], batch_size=256,
                 memory_size=bundle.config.memory_size,
-                entity_slots=bundle.config.entity_slots))["val_acc"]
+                entity_slots=bundle.config.entity_slots,
+                slot_draws=bundle.config.slot_draws))["val_acc"]
                 for name, examples in split.items()}
             print(f"{path:<40} {task:>4} {acc['valid']:>8.2%} {acc['renamed']:>8.2%}")
     return 0

@@ -111,3 +111,36 @@ def test_rename_examples_renames_parsed_stories_like_files():
     assert renamed[2].story == [["sandra", "is", "hungry"]] or renamed[2].story[0][1:] == [
         "is", "hungry"]  # a knowledge cue stays; only the name may change
     assert renamed[2].answer == "kitchen"
+
+
+def test_answers_are_averaged_over_numberings_of_the_slots():
+    from textrnn.models.qa import QAConfig, QAModel
+
+    words, answers = build_vocabs(parse_babi(LINES), entity_slots=3)
+    story = [["alice", "went", "to", "the", "attic"], ["bob", "went", "to", "the", "cellar"]]
+    batch, _ = encode_stories([story], [["where", "is", "alice"]], words, 50, 3, answers,
+                              slot_draws=4)
+    assert batch["view_story"].shape == (3, *batch["story"].shape)
+    assert sorted(batch["view_order"][0, 0].tolist()) == [0, 1, 2]
+    torch.manual_seed(0)
+    model = QAModel(QAConfig(vocab_size=len(words), num_answers=len(answers),
+                             entity_slots=3)).eval()
+    with torch.no_grad():
+        logits, _ = model.scores(batch)
+        by_hand = torch.softmax(model.scores({k: v for k, v in batch.items()
+                                              if not k.startswith("view_")})[0], -1)
+        first = len(answers) - 3
+        for d in range(3):
+            view = {**batch, "story": batch["view_story"][d],
+                    "question": batch["view_question"][d],
+                    "answer_mask": batch["view_answer_mask"][d]}
+            view = {k: v for k, v in view.items() if not k.startswith("view_")}
+            p = torch.softmax(model.scores(view)[0], -1)
+            by_hand += torch.cat([p[:, :first], p[:, first:].gather(1, batch["view_order"][d])],
+                                 1)
+    assert torch.allclose(logits.exp(), by_hand / 4, atol=1e-6)
+    assert torch.allclose(logits.exp().sum(-1), torch.ones(1))
+    # nothing unknown: one reading, no views
+    plain, _ = encode_stories([[["mary", "went", "to", "the", "garden"]]],
+                              [["where", "is", "mary"]], words, 50, 3, answers, slot_draws=4)
+    assert "view_story" not in plain

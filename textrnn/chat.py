@@ -145,7 +145,8 @@ class Answerer:
         story_words = [[_words(s) for s in story] for story in stories]
         question_words = [_words(q) for _, q in items]
         batch, meanings = encode_stories(story_words, question_words, self.words,
-                                         self.memory_size, self.entity_slots, self.answers)
+                                         self.memory_size, self.entity_slots, self.answers,
+                                         self.bundle.config.slot_draws)
         batch = to_device(batch, self.bundle.device)
         with self._lock, torch.no_grad():
             predictions = self.model.predict(batch)

@@ -250,6 +250,33 @@ def read_slots(batch: dict[str, torch.Tensor], entities: torch.Tensor, answer_ra
     return out
 
 
+def slot_views(batch: dict[str, torch.Tensor], entities: torch.Tensor, answer_rank: torch.Tensor,
+               word_vocab: Vocab, answer_vocab: Vocab, hide: torch.Tensor, draws: int,
+               seed: int = 0) -> dict[str, torch.Tensor]:
+    """:func:`read_slots` in first-mention order, plus ``draws - 1`` more readings under
+    other slot numbers, for the model to average its answer over (the numbers are
+    arbitrary, so the answer should not depend on them).
+
+    Returns:
+        The first reading, and when an entity is hidden and ``draws > 1``:
+        ``view_story`` (D-1, B, S, W), ``view_question`` (D-1, B, Wq), ``view_answer_mask``
+        (D-1, B, A) and ``view_order`` (D-1, B, K), the slot number of each entity.
+    """
+    out = read_slots(batch, entities, answer_rank, word_vocab, answer_vocab, hide)
+    if draws <= 1 or not (hide & (entities >= 0)).any():
+        return out
+    g = torch.Generator().manual_seed(seed)
+    views = []
+    for _ in range(draws - 1):
+        order = torch.rand(entities.shape, generator=g).argsort(-1)  # (B, K)
+        view = read_slots(batch, entities, answer_rank, word_vocab, answer_vocab, hide, order)
+        views.append((view["story"], view["question"], view["answer_mask"], order))
+    for key, tensors in zip(("view_story", "view_question", "view_answer_mask", "view_order"),
+                            zip(*views, strict=True), strict=True):
+        out[key] = torch.stack(tensors)
+    return out
+
+
 class QABatches:
     """A re-iterable of padded QA batches over a fixed list of examples.
 
@@ -267,6 +294,8 @@ class QABatches:
         entities: the entity words of the training set.
         names: those of them that name one-off people and things (hidden in training
             even where the answer comes from what the data teaches, not the story).
+        slot_draws: without ``shuffle``, average the answer over this many numberings of
+            the slots (:func:`slot_views`).
         entity_dropout: with ``shuffle`` (training), the share of examples that read
             known entity words as slots, each with a rate drawn from U(0, 1) per
             example; slot numbers are drawn at random.
@@ -282,7 +311,7 @@ class QABatches:
                  batch_size: int = 32, shuffle: bool = False, seed: int = 0,
                  memory_size: int = 50, entity_slots: int = 0,
                  entities: frozenset[str] = frozenset(), names: frozenset[str] = frozenset(),
-                 entity_dropout: float = 0.0) -> None:
+                 entity_dropout: float = 0.0, slot_draws: int = 1) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0.0 <= entity_dropout <= 1.0:
@@ -292,6 +321,7 @@ class QABatches:
         self.epoch = 0
         self.word_vocab, self.answer_vocab = word_vocab, answer_vocab
         self.entity_slots, self.entity_dropout = entity_slots, entity_dropout
+        self.slot_draws = slot_draws
         self.encoded = _encode(examples, word_vocab, answer_vocab, memory_size, entity_slots,
                                frozenset(entities), frozenset(names))
         self.num_examples = len(examples)
@@ -320,7 +350,6 @@ class QABatches:
         entities = self.encoded["entities"].index_select(0, idx)  # (B, K)
         rank = self.encoded["answer_rank"].index_select(0, idx)  # (B,)
         hide = entities >= len(self.word_vocab)  # (B, K) unknown words are always slots
-        order = None
         if g is not None:  # training: hide known ones too, under shuffled slot numbers
             # A share entity_dropout of the examples hides each entity word with its own
             # rate r ~ U(0, 1): from none to all of them, as in a story of new names.
@@ -330,12 +359,15 @@ class QABatches:
             drop = torch.rand(entities.shape, generator=g) < rate  # (B, K)
             hide |= drop & hideable & renamed.unsqueeze(1)
             order = torch.rand(entities.shape, generator=g).argsort(-1)  # (B, K)
-        return read_slots(batch, entities, rank, self.word_vocab, self.answer_vocab, hide, order)
+            return read_slots(batch, entities, rank, self.word_vocab, self.answer_vocab, hide,
+                              order)
+        return slot_views(batch, entities, rank, self.word_vocab, self.answer_vocab, hide,
+                          self.slot_draws)
 
 
 def encode_stories(stories: Sequence[list[list[str]]], questions: Sequence[list[str]],
                    word_vocab: Vocab, memory_size: int = 50, entity_slots: int = 0,
-                   answer_vocab: Vocab | None = None,
+                   answer_vocab: Vocab | None = None, slot_draws: int = 1,
                    ) -> tuple[dict[str, torch.Tensor], list[dict[int, str]]]:
     """Encode user stories and one question about each as one batch (for the chat).
 
@@ -346,6 +378,7 @@ def encode_stories(stories: Sequence[list[list[str]]], questions: Sequence[list[
         memory_size: keep only the most recent this many sentences of each story.
         entity_slots: the model's K; its unknown words are read as slots.
         answer_vocab: the model's answers (needed with ``entity_slots``).
+        slot_draws: numberings of the slots to average the answer over.
 
     Returns:
         A batch like :class:`QABatches` yields, with ``answer`` -100 and ``task`` 0, and
@@ -372,7 +405,7 @@ def encode_stories(stories: Sequence[list[list[str]]], questions: Sequence[list[
         return batch, [{} for _ in examples]
     entities, rank = enc["entities"], enc["answer_rank"]
     hide = entities >= len(word_vocab)  # (B, K): the words the model does not know
-    batch = read_slots(batch, entities, rank, word_vocab, answer_vocab, hide)
+    batch = slot_views(batch, entities, rank, word_vocab, answer_vocab, hide, slot_draws)
     first = answer_vocab.stoi["@ent1"]
     meanings = [{first + k: word for k, word in enumerate(words) if word not in word_vocab.stoi}
                 for words in enc["entity_words"]]

@@ -45,6 +45,7 @@ class QAConfig:
     max_question_words: int = 12  # question words read; bAbI's longest has 11 (lstm_reader)
     entity_slots: int = 0  # K: unseen words read as @ent1..@entK (textrnn.data.entities); 0=off
     entity_dropout: float = 0.5  # training: share of stories that read known names as slots
+    slot_draws: int = 8  # answering: average over this many numberings of the slots
     tasks: list[int] = field(default_factory=list)  # bAbI tasks trained on; metadata only
 
 
@@ -66,16 +67,33 @@ class QANet(nn.Module):
 
     def scores(self, batch: dict) -> tuple[Tensor, Tensor]:
         """``forward``, with the slot answers that no word of the story stands for ruled
-        out (``answer_mask``, from batches with entity slots).
+        out (``answer_mask``, from batches with entity slots); with other readings of the
+        slots in the batch (``view_*``, :func:`~textrnn.data.qa_batches.slot_views`), the
+        answer probabilities averaged over them, each slot answer mapped back to the
+        first reading's number.
 
         Returns:
-            logits (B, A) float; attention (B, K, S).
+            logits (B, A) float (log-probabilities when averaged); attention (B, K, S) of
+            the first reading.
         """
         logits, attention = self(batch)  # (B, A), (B, K, S)
         logits = logits.float()
         if "answer_mask" in batch:
             logits = logits.masked_fill(~batch["answer_mask"], torch.finfo(logits.dtype).min)
-        return logits, attention
+        if "view_story" not in batch:
+            return logits, attention
+        first = self.config.num_answers - self.config.entity_slots  # slot answers are last
+        probs = torch.softmax(logits, -1)  # (B, A)
+        for story, question, mask, order in zip(batch["view_story"], batch["view_question"],
+                                                batch["view_answer_mask"], batch["view_order"],
+                                                strict=True):
+            view, _ = self({**batch, "story": story, "question": question})  # (B, A)
+            p = torch.softmax(view.float().masked_fill(~mask, torch.finfo(torch.float).min), -1)
+            # entity k was slot order[b, k] in this reading and slot k in the first one
+            slots = p[:, first:].gather(1, order)  # (B, K)
+            probs = probs + torch.cat([p[:, :first], slots], 1)  # (B, A)
+        probs = probs / (1 + len(batch["view_story"]))  # (B, A), rows sum to 1
+        return probs.clamp(min=1e-30).log(), attention
 
     def loss(self, batch: dict) -> Tensor:
         """Mean answer cross-entropy of a :class:`~textrnn.data.qa_batches.QABatches` batch.

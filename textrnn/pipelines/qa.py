@@ -112,13 +112,14 @@ def build(
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     model = models.build("qa", config, {"words": words, "answers": answers})
     slots = {"memory_size": config.memory_size, "entity_slots": config.entity_slots}
+    val_slots = {**slots, "slot_draws": config.slot_draws}
     entities = entity_words(train)
     train_data = QABatches(train, words, answers, batch_size=batch_size, shuffle=True,
                            seed=seed, entities=frozenset(entities),
                            names=frozenset(name_words(train, entities)),
                            entity_dropout=config.entity_dropout, **slots)
     val_data = QABatches(valid, words, answers, batch_size=EVAL_BATCH_SIZE, shuffle=False,
-                         **slots)
+                         **val_slots)
     return Run(model, train_data, val_data)
 
 
@@ -146,7 +147,8 @@ def evaluate(
     batches = QABatches(examples, bundle.vocabs["words"], bundle.vocabs["answers"],
                         batch_size=batch_size, shuffle=False,
                         memory_size=bundle.config.memory_size,
-                        entity_slots=bundle.config.entity_slots)
+                        entity_slots=bundle.config.entity_slots,
+                        slot_draws=bundle.config.slot_draws)
     metrics = bundle.evaluate(batches)
     results = {}
     for task, ex in per_task.items():
