@@ -34,6 +34,14 @@ def test_csv_with_header_quotes_and_a_text_spanning_lines():
     assert [e.line for e in examples] == [2, 4]  # the multi-line record starts on line 2
 
 
+def test_a_field_longer_than_the_csv_default_limit_is_read(tmp_path):
+    review = ("a long review " * 20000).strip()  # 279,999 characters; csv stops at 131,072
+    path = tmp_path / "long.csv"
+    path.write_text(f'text,label\n"{review}",pos\nshort,neg\n', encoding="utf-8")
+    examples = read_labeled(path)
+    assert [len(e.text) for e in examples] == [len(review), 5]
+
+
 def test_headerless_tsv_is_label_then_text_and_quotes_are_literal():
     examples = parse_labeled(['pos\tsaid "wow\n', "\n", "neg\tmeh\n"])
     assert examples == [LabeledText('said "wow', "pos"), LabeledText("meh", "neg")]

@@ -92,6 +92,9 @@ def _rows(lines: Iterable[str], delimiter: str):
             if line.strip():
                 yield number, line.split("\t")
         return
+    # csv's default field limit (131,072 characters) would stop a corpus at its first long
+    # review; a field may be as long as the machine allows.
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     reader = csv.reader(line if line.endswith("\n") else line + "\n" for line in lines)
     last = 0
     for fields in reader:
