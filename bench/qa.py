@@ -48,7 +48,7 @@ def train_and_test(data: str, tasks: str, out: str, args: argparse.Namespace) ->
     """Train one model on ``tasks`` into ``out``, test ``best.pt``; the eval JSON plus timings."""
     task_flags = [] if tasks == "all" else ["--tasks", tasks]
     epochs = [] if args.epochs is None else ["--epochs", str(args.epochs)]
-    train = ["train", "qa", "--data", data, *task_flags, *epochs, "--out", out,
+    train = ["train", "qa", "--data", data, *task_flags, *epochs, "--out", out, "--overwrite",
              "--threads", str(args.threads), "--seed", str(args.seed), *args.train_args]
     print("textrnn " + " ".join(train), flush=True)
     started = time.perf_counter()

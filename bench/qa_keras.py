@@ -160,7 +160,7 @@ def time_textrnn(data: str, target: float, limit: float, max_epochs: int, seed: 
                     "--epochs", str(epoch), "--threads", str(threads), "--seed", str(seed)]
             with contextlib.redirect_stdout(io.StringIO()), \
                     contextlib.redirect_stderr(io.StringIO()):  # the progress bar
-                status = textrnn(argv + (["--resume"] if epoch > 1 else []))
+                status = textrnn(argv + (["--resume"] if epoch > 1 else ["--overwrite"]))
             if status:
                 sys.exit(f"textrnn {' '.join(argv)} failed")
             # last.pt: the model as it is now (best.pt is chosen on validation, not test).

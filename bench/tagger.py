@@ -60,6 +60,7 @@ def main() -> int:
         run_dir = out / name
         start = time.monotonic()
         cpu = run(["train", "tagger", "--data", str(data / "train.txt"), "--out", str(run_dir),
+                   "--overwrite",
                    "--epochs", str(args.epochs), "--schedule", "linear", "--threads", "1",
                    "--seed", str(args.seed), *CONFIGS[name]], out / f"{name}.train.log")
         wall = time.monotonic() - start

@@ -90,3 +90,19 @@ def test_missing_task_and_bad_task_list(tmp_path, capsys):
     assert "no train file for task 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "qa", "--data", str(gen), "--tasks", "0,99", "--out", str(tmp_path)])
+
+
+def test_a_run_folder_that_holds_a_run_is_refused_unless_resumed_or_overwritten(tmp_path,
+                                                                               capsys):
+    gen, run = tmp_path / "gen", tmp_path / "run"
+    assert main(["data", "generate", "--out", str(gen), "--train", "200", "--test", "20"]) == 0
+    argv = ["train", "qa", "--data", str(gen), "--out", str(run), "--max-steps", "2"]
+    assert main(argv) == 0
+    before = (run / "best.pt").read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--resume" in err and "--overwrite" in err
+    assert (run / "best.pt").read_bytes() == before  # nothing replaced
+    assert main([*argv, "--resume"]) == 0
+    assert main([*argv, "--overwrite"]) == 0

@@ -21,6 +21,11 @@ from textrnn.train import fit
 def train(args: argparse.Namespace, run: Run) -> int:
     """Fit ``run`` with the training flags of ``args`` and say where the best model went."""
     cfg = flags.train_config(args)
+    out = Path(args.out)
+    held = [name for name in ("best.pt", "last.pt", "metrics.jsonl") if (out / name).exists()]
+    if held and not (args.resume or args.overwrite):
+        raise TextrnnError(f"{out} already holds a run ({', '.join(held)}): continue it with "
+                           "--resume, or replace it with --overwrite")
     try:
         result = fit(run.model, run.train_data, run.val_data, cfg, args.out, resume=args.resume)
     except KeyboardInterrupt:

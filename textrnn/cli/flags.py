@@ -153,6 +153,9 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
                         help="batch size (default: %(default)s)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last.pt")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --out (without it, or --resume, "
+                             "a run folder that holds a run is refused)")
     add_config_flags(parser, TrainConfig, skip=_TRAIN_SKIP, choices=_TRAIN_CHOICES)
 
 
