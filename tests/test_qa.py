@@ -256,7 +256,7 @@ def test_linear_start_switches_off_when_val_loss_stalls_and_survives_state_dict(
     assert not fresh.linear_start_active
 
 
-@pytest.mark.parametrize("arch", ["memn2n", "lstm_reader"])
+@pytest.mark.parametrize("arch", ["memn2n", "lstm_reader", "entnet"])
 @pytest.mark.parametrize("linear_start", [True, False])
 def test_predict_attention_is_a_distribution_over_real_sentences(arch, linear_start):
     model, batches, *_ = toy_setup(arch, linear_start=linear_start)
@@ -270,14 +270,14 @@ def test_predict_attention_is_a_distribution_over_real_sentences(arch, linear_st
         assert pred["hops"][-1] == pred["attention"]
 
 
-@pytest.mark.parametrize("arch", ["memn2n", "lstm_reader"])
+@pytest.mark.parametrize("arch", ["memn2n", "lstm_reader", "entnet"])
 def test_empty_story_is_answered_without_attention(arch):
     model, _, words, _ = toy_setup(arch)
     (pred,) = model.predict(encode_stories([[]], [["where", "is", "mary"]], words)[0])
     assert pred["attention"] == [] and 0.0 < pred["confidence"] <= 1.0
 
 
-@pytest.mark.parametrize("arch", ["memn2n", "lstm_reader"])
+@pytest.mark.parametrize("arch", ["memn2n", "lstm_reader", "entnet"])
 def test_loss_goes_down_on_toy_data(arch):
     model, batches, *_ = toy_setup(arch, n=128, linear_start=False)
     means = train(model, batches, epochs=6, lr=0.02)

@@ -36,11 +36,12 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from textrnn.models.entnet import EntNet
 from textrnn.models.lstm_reader import LSTMReader
 from textrnn.models.memn2n import MemN2N, position_encoding
 from textrnn.models.qa_base import QAConfig, QANet
 
-ARCHS = {"memn2n": MemN2N, "lstm_reader": LSTMReader}
+ARCHS = {"memn2n": MemN2N, "lstm_reader": LSTMReader, "entnet": EntNet}
 
 
 class QAModel(QANet):
@@ -78,4 +79,5 @@ class QAModel(QANet):
         return self.net.on_evaluate(metrics)
 
 
-__all__ = ["ARCHS", "LSTMReader", "MemN2N", "QAConfig", "QAModel", "QANet", "position_encoding"]
+__all__ = ["ARCHS", "EntNet", "LSTMReader", "MemN2N", "QAConfig", "QAModel", "QANet",
+           "position_encoding"]

@@ -26,7 +26,8 @@ class QAConfig:
 
     vocab_size: int  # word ids, len(word_vocab); comes from the training data
     num_answers: int  # answer classes, len(answer_vocab); each whole answer string is one
-    arch: str = "memn2n"  # "memn2n" (Sukhbaatar et al. 2015) or "lstm_reader" (Keras example)
+    # "memn2n" (Sukhbaatar et al. 2015), "entnet" (Henaff et al. 2017) or "lstm_reader" (Keras)
+    arch: str = "memn2n"
     embedding_size: int = 50  # word embedding width d (the paper's joint-training size)
     hops: int = 3  # memory hops K (memn2n)
     memory_size: int = 50  # most recent sentences read; sizes the time tables (memn2n)
@@ -43,6 +44,7 @@ class QAConfig:
     dropout: float = 0.3  # after the embeddings and the LSTM (lstm_reader; Keras' 0.3)
     max_story_words: int = 100  # read the last this many story words (lstm_reader)
     max_question_words: int = 12  # question words read; bAbI's longest has 11 (lstm_reader)
+    memory_slots: int = 20  # M, memory slots with keys (entnet; Henaff et al. use 20)
     entity_slots: int = 0  # K: unseen words read as @ent1..@entK (textrnn.data.entities); 0=off
     entity_dropout: float = 0.5  # training: share of stories that read known names as slots
     slot_draws: int = 8  # answering: average over this many numberings of the slots
