@@ -113,13 +113,17 @@ def add_config_flags(
     return added
 
 
-def config_kwargs(cls: type, args: argparse.Namespace, **given: Any) -> dict[str, Any]:
+def config_kwargs(cls: type, args: argparse.Namespace, skip: tuple[str, ...] = (),
+                  **given: Any) -> dict[str, Any]:
     """The keyword arguments of ``cls`` that ``args`` holds (the flags of
-    :func:`add_config_flags`), with ``given`` on top."""
-    names = {f.name for f in fields(cls)}
-    found = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    :func:`add_config_flags`, or a hand-written flag of a field's name), with ``given``
+    on top; fields in ``skip`` are not read, even where a flag of their name means
+    something else (``train qa --tasks`` chooses data, ``QAConfig.tasks`` records it)."""
+    hints = typing.get_type_hints(cls)
+    found = {f.name: getattr(args, f.name) for f in fields(cls)
+             if f.name not in skip and hasattr(args, f.name)}
     for name, value in found.items():
-        if isinstance(value, list) and typing.get_origin(typing.get_type_hints(cls)[name]) is tuple:
+        if isinstance(value, list) and typing.get_origin(hints[name]) is tuple:
             found[name] = tuple(value)
     return {**found, **given}
 

@@ -45,11 +45,8 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """``train qa``: build the data and model, then fit."""
-    settings = flags.config_kwargs(QAConfig, args)
-    for name in qa.DERIVED:
-        settings.pop(name, None)
     run = qa.build(args.data, tasks=args.tasks, batch_size=args.batch_size, seed=args.seed,
-                   **settings)
+                   **flags.config_kwargs(QAConfig, args, skip=qa.DERIVED))
     return common.train(args, run)
 
 
