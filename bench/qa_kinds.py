@@ -15,8 +15,8 @@ from collections import defaultdict
 
 from textrnn import checkpoint
 from textrnn.data.babi import read_babi
-from textrnn.data.qa_batches import QABatches
 from textrnn.device import eval_mode
+from textrnn.pipelines import qa
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,13 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     bundle = checkpoint.load(args.checkpoint, task="qa")
     examples = read_babi(args.data)
-    batches = QABatches(examples, bundle.vocabs["words"], bundle.vocabs["answers"],
-                        batch_size=256, memory_size=bundle.config.memory_size,
-                        entity_slots=bundle.config.entity_slots,
-                        slot_draws=bundle.config.slot_draws)
     right: list[bool] = []
     with eval_mode(bundle.model):
-        for batch in batches:
+        for batch in qa.batches(bundle, examples, batch_size=256):
             logits, _ = bundle.model.scores(batch)
             right += (logits.argmax(-1) == batch["answer"]).tolist()
     kinds: dict[str, list[bool]] = defaultdict(list)

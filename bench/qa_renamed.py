@@ -15,9 +15,8 @@ import argparse
 from textrnn import checkpoint
 from textrnn.data.babi import read_babi, task_files
 from textrnn.data.babi_rename import rename_examples
-from textrnn.data.qa_batches import QABatches
 from textrnn.data.split import holdout
-from textrnn.pipelines.qa import parse_tasks
+from textrnn.pipelines import qa
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoints", nargs="+", help="qa checkpoints to compare")
     args = parser.parse_args(argv)
     splits = {}
-    for task, path in task_files(args.data, parse_tasks(args.tasks), "train").items():
+    for task, path in task_files(args.data, qa.parse_tasks(args.tasks), "train").items():
         train, valid = holdout(read_babi(path), path)
         taken = {w for ex in train + valid for s in [*ex.story, ex.question] for w in s}
         splits[task] = {"valid": valid, "renamed": rename_examples(valid, train, taken)}
@@ -35,12 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.checkpoints:
         bundle = checkpoint.load(path, task="qa")
         for task, split in splits.items():
-            acc = {name: bundle.evaluate(QABatches(
-                examples, bundle.vocabs["words"], bundle.vocabs["answers"], batch_size=256,
-                memory_size=bundle.config.memory_size,
-                entity_slots=bundle.config.entity_slots,
-                slot_draws=bundle.config.slot_draws))["val_acc"]
-                for name, examples in split.items()}
+            acc = {name: bundle.evaluate(qa.batches(bundle, examples, 256))["val_acc"]
+                   for name, examples in split.items()}
             print(f"{path:<40} {task:>4} {acc['valid']:>8.2%} {acc['renamed']:>8.2%}")
     return 0
 

@@ -112,7 +112,10 @@ def rename_examples(examples: Sequence[QAExample], train: Sequence[QAExample],
                     taken: set[str]) -> list[QAExample]:
     """``examples`` (parsed, lower-cased) renamed as :func:`write_renamed` renames a file,
     with the names told apart by :func:`~textrnn.data.entities.name_words` (there is no
-    capital to go by): e.g. a renamed validation split, to choose settings on.
+    capital to go by): e.g. a renamed validation split, to choose settings on. Without
+    capitals an adjective that knowledge answers come from (task 20's "hungry") reads as
+    a name and is renamed, so it matches :func:`write_renamed` only where no question is
+    answered from knowledge (tasks 1 and 6, where the settings were chosen).
 
     Args:
         examples: the examples to rename, in order (one mapping for all of them).

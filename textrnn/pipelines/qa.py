@@ -123,6 +123,15 @@ def build(
     return Run(model, train_data, val_data)
 
 
+def batches(bundle: Bundle, examples: Sequence[QAExample], batch_size: int = 32) -> QABatches:
+    """Evaluation batches of ``examples`` read the way ``bundle``'s model reads stories
+    (its memory size, entity slots and slot numberings)."""
+    return QABatches(examples, bundle.vocabs["words"], bundle.vocabs["answers"],
+                     batch_size=batch_size, shuffle=False, memory_size=bundle.config.memory_size,
+                     entity_slots=bundle.config.entity_slots,
+                     slot_draws=bundle.config.slot_draws)
+
+
 def evaluate(
     bundle: Bundle, data: str | Path, *, tasks: list[int] | None = None, batch_size: int = 32,
 ) -> dict:
@@ -144,12 +153,7 @@ def evaluate(
         tasks = None
     per_task = read_tasks(task_files(data, tasks, "test"))
     examples = [e for ex in per_task.values() for e in ex]
-    batches = QABatches(examples, bundle.vocabs["words"], bundle.vocabs["answers"],
-                        batch_size=batch_size, shuffle=False,
-                        memory_size=bundle.config.memory_size,
-                        entity_slots=bundle.config.entity_slots,
-                        slot_draws=bundle.config.slot_draws)
-    metrics = bundle.evaluate(batches)
+    metrics = bundle.evaluate(batches(bundle, examples, batch_size))
     results = {}
     for task, ex in per_task.items():
         acc = metrics.get(f"val_acc_task{task}", metrics["val_acc"])
