@@ -56,7 +56,7 @@ def tiny_checkpoint(root: Path) -> str:
     from textrnn.data.babi_gen import write_generated
 
     torch.set_num_threads(1)
-    write_generated(root / "data", 2000, 100, seed=0, kinds=("where",))
+    write_generated(root / "data", 2000, 100, seed=0, kinds=(1,))
     main(["train", "qa", "--data", str(root / "data"), "--out", str(root / "run"),
           "--epochs", "1", "--threads", "1"])
     return str(root / "run" / "best.pt")

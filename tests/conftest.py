@@ -85,7 +85,7 @@ def qa_checkpoint(tmp_path_factory) -> Path:
     from textrnn.data.babi_gen import write_generated
 
     root = tmp_path_factory.mktemp("qa")
-    write_generated(root / "gen", num_train=3000, num_test=300, seed=0, kinds=("where",))
+    write_generated(root / "gen", num_train=3000, num_test=300, seed=0, kinds=(1,))
     argv = ["train", "qa", "--data", str(root / "gen"), "--out", str(root / "run"),
             "--epochs", "15", "--threads", "1", "--seed", "0"]
     assert main(argv) == 0

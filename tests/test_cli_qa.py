@@ -15,7 +15,8 @@ from textrnn.cli import main
 
 def test_data_generate_then_train_eval_and_json(tmp_path, capsys):
     gen, run = tmp_path / "gen", tmp_path / "run"
-    assert main(["data", "generate", "--out", str(gen), "--train", "400", "--test", "50"]) == 0
+    assert main(["data", "generate", "--out", str(gen), "--train", "400", "--test", "50",
+                 "--kinds", "1,19"]) == 0
     assert "GENERATED" in capsys.readouterr().out
     assert main(["train", "qa", "--data", str(gen), "--out", str(run), "--max-steps", "5",
                  "--threads", "1"]) == 0
@@ -24,14 +25,21 @@ def test_data_generate_then_train_eval_and_json(tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data", str(gen), "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
-    assert set(results["tasks"]) == {"0"}
-    row = results["tasks"]["0"]
-    assert row["questions"] == 50 and 0 <= row["accuracy"] <= 1
+    assert set(results["tasks"]) == {"1", "19"}  # one task per generated kind
+    row = results["tasks"]["19"]
+    assert row["questions"] == 50 and 0 <= row["accuracy"] <= 1 and row["kind"] == "path-finding"
     assert row["error"] == pytest.approx(1 - row["accuracy"])
-    assert results["mean_error"] == pytest.approx(row["error"])
+    assert results["mean_error"] == pytest.approx(
+        (row["error"] + results["tasks"]["1"]["error"]) / 2)
     assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data", str(gen)]) == 0
     table = capsys.readouterr().out
-    assert "accuracy" in table and "mean error" in table and "gen" in table
+    assert "accuracy" in table and "mean error" in table and "path-finding" in table
+
+
+def test_data_generate_refuses_a_kind_it_does_not_write(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "generate", "--out", str(tmp_path), "--kinds", "1,4"])
+    assert "the generator writes bAbI tasks 1,2,3,5" in capsys.readouterr().err
 
 
 def test_real_babi_tasks_table(tmp_path, capsys):
@@ -95,7 +103,8 @@ def test_missing_task_and_bad_task_list(tmp_path, capsys):
 def test_a_run_folder_that_holds_a_run_is_refused_unless_resumed_or_overwritten(tmp_path,
                                                                                capsys):
     gen, run = tmp_path / "gen", tmp_path / "run"
-    assert main(["data", "generate", "--out", str(gen), "--train", "200", "--test", "20"]) == 0
+    assert main(["data", "generate", "--out", str(gen), "--train", "200", "--test", "20",
+                 "--kinds", "1"]) == 0
     argv = ["train", "qa", "--data", str(gen), "--out", str(run), "--max-steps", "2"]
     assert main(argv) == 0
     before = (run / "best.pt").read_bytes()

@@ -50,14 +50,34 @@ def cmd_babi(args: argparse.Namespace) -> int:
     return 0
 
 
+GENERATED_TRAIN = 1000  # training questions per generated kind, as in bAbI's en/
+
+
+def _task_list(text: str) -> list[int]:
+    """``"1,6"`` -> [1, 6], each a kind the generator writes."""
+    from textrnn.data.babi_gen import KINDS
+
+    try:
+        tasks = sorted({int(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected task numbers like 1,6, got {text!r}") from None
+    unknown = [t for t in tasks if t not in KINDS]
+    if unknown or not tasks:
+        raise argparse.ArgumentTypeError(
+            f"the generator writes bAbI tasks {','.join(map(str, KINDS))}, got {text!r}")
+    return tasks
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     """``data generate``: GENERATED bAbI-format stories (no download needed)."""
-    from textrnn.data.babi_gen import write_generated
+    from textrnn.data.babi_gen import KINDS, write_generated
 
-    paths = write_generated(Path(args.out), num_train=args.train, num_test=args.test,
-                            seed=args.seed)
-    print(f"GENERATED stories (not the real bAbI data) in {args.out}: "
-          + ", ".join(p.name for p in paths.values()))
+    kinds = args.kinds or list(KINDS)
+    write_generated(Path(args.out), num_train=args.train, num_test=args.test, seed=args.seed,
+                    kinds=kinds)
+    print(f"GENERATED stories (not the real bAbI data) in {args.out}: {len(kinds)} kinds of "
+          f"question (bAbI tasks {','.join(map(str, sorted(kinds)))}), {args.train} training "
+          f"and {args.test} test questions each; the kinds are listed in README.txt there")
     return 0
 
 
@@ -128,12 +148,18 @@ def add_commands(commands) -> None:
                       help="a local tasks_1-20_v1-2 folder or .tar.gz (default: download)")
     babi.add_argument("--url", default=OFFICIAL_URL, help="archive to download (default: official)")
     gen = _command(sets, "generate", "GENERATED bAbI-format stories, no download",
-                   "Write generated stories in the bAbI format and vocabulary (where / yes-no / "
-                   "counting / carrying questions). They are labelled as generated data.",
+                   "Write generated stories in the bAbI format and vocabulary, one file per "
+                   "kind of question, named like bAbI's: 13 of its 20 tasks (1-3, 5-10, 14, "
+                   "17-19: where, two and three facts, who gave what, yes/no, counting, lists, "
+                   "negation, maybe, before/after, positions, sizes, paths). They are labelled "
+                   "as generated data.",
                    cmd_generate, "data/generated")
-    gen.add_argument("--train", type=int, default=20000,
-                     help="training questions (default: %(default)s)")
-    gen.add_argument("--test", type=int, default=2000, help="test questions (default: %(default)s)")
+    gen.add_argument("--train", type=int, default=GENERATED_TRAIN,
+                     help="training questions per kind (default: %(default)s)")
+    gen.add_argument("--test", type=int, default=1000,
+                     help="test questions per kind (default: %(default)s)")
+    gen.add_argument("--kinds", type=_task_list, default=None, metavar="LIST",
+                     help="bAbI task numbers of the kinds to write, e.g. 1,6 (default: all 13)")
     gen.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     renamed = _command(sets, "renamed", "the bAbI test files with names, places and things "
                        "never seen in training",

@@ -66,11 +66,11 @@ def format_eval(results: dict) -> str:
     def name(task: str) -> str:
         return "gen" if task == str(GENERATED_TASK) else task
 
-    lines = [f"{'task':>6} {'accuracy':>9} {'error':>7} {'questions':>9}"]
+    lines = [f"{'task':>6} {'kind':<24} {'accuracy':>9} {'error':>7} {'questions':>9}"]
     for task, r in results["tasks"].items():
         mark = "  FAILED" if r["failed"] else ""
-        lines.append(f"{name(task):>6} {r['accuracy']:>9.2%} {r['error']:>7.2%} "
-                     f"{r['questions']:>9}{mark}")
+        lines.append(f"{name(task):>6} {r.get('kind', ''):<24} {r['accuracy']:>9.2%} "
+                     f"{r['error']:>7.2%} {r['questions']:>9}{mark}")
     failed = ", ".join(map(name, results["failed"])) or "none"
     lines.append(f"mean error {results['mean_error']:.2%} over {len(results['tasks'])} "
                  f"task(s); failed (error > 5%): {failed}")

@@ -32,9 +32,16 @@ from textrnn.tokenize import word_tokenize
 
 log = logging.getLogger(__name__)
 
-GENERATED_PREFIX = "generated_qa_"  # textrnn data generate writes generated_qa_{split}.txt
+GENERATED_PREFIX = "generated_qa_"  # textrnn data generate wrote generated_qa_{split}.txt
 GENERATED_TASK = 0  # task id of generated stories and single files (no bAbI task number)
-SPLITS = ("train", "valid", "test")  # "valid" exists in bAbI's en-valid/ folders
+SPLITS = ("train", "valid", "test")
+# The names bAbI v1.2 gives its tasks in its file names (qa6_yes-no-questions_train.txt).
+TASK_NAMES = dict(enumerate((
+    "single-supporting-fact", "two-supporting-facts", "three-supporting-facts",
+    "two-arg-relations", "three-arg-relations", "yes-no-questions", "counting", "lists-sets",
+    "simple-negation", "indefinite-knowledge", "basic-coreference", "conjunction",
+    "compound-coreference", "time-reasoning", "basic-deduction", "basic-induction",
+    "positional-reasoning", "size-reasoning", "path-finding", "agents-motivations"), start=1))  # "valid" exists in bAbI's en-valid/ folders
 
 # "12 Mary moved to the bathroom." -> id "12", text "Mary moved to the bathroom."
 _LINE_RE = re.compile(r"([0-9]+)(?:[ \t]+(.*))?")
@@ -290,8 +297,8 @@ def task_files(data: str | Path, tasks: list[int] | None, split: str) -> dict[in
         raise DataError("no such file or folder", path=data)
     if path.is_file():
         return {task_of_filename(path) or GENERATED_TASK: path}  # one file, one "task"
-    generated = path / f"{GENERATED_PREFIX}{split}.txt"
-    if generated.is_file():
+    generated = path / f"{GENERATED_PREFIX}{split}.txt"  # the one-file generated folders
+    if generated.is_file() and not any(path.glob(f"qa*_{split}.txt")):
         return {GENERATED_TASK: generated}
     if (path / "en-10k").is_dir():
         path = path / "en-10k"

@@ -30,7 +30,7 @@ import torch
 from textrnn import models
 from textrnn.chat import Answer, Answerer
 from textrnn.checkpoint import Bundle
-from textrnn.data.babi import GENERATED_TASK, QAExample, read_babi, task_files
+from textrnn.data.babi import GENERATED_TASK, TASK_NAMES, QAExample, read_babi, task_files
 from textrnn.data.entities import entity_words, name_words
 from textrnn.data.qa_batches import QABatches, build_vocabs
 from textrnn.data.split import holdout
@@ -145,7 +145,8 @@ def evaluate(
 
     Returns:
         ``{"tasks": {task: {"accuracy", "error", "questions", "failed"}}, "mean_accuracy",
-        "mean_error", "failed": [task, ...], "ece", "questions", "data"}``; task keys are strings
+        "mean_error", "failed": [task, ...], "ece", "questions", "data"}``, each task with its bAbI
+        ``"kind"`` name (``""`` for a file of no task); task keys are strings
         (``"0"`` for generated stories), a task fails above :data:`FAIL_ERROR` error.
     """
     tasks = tasks if tasks is not None else list(bundle.config.tasks) or None
@@ -158,7 +159,7 @@ def evaluate(
     for task, ex in per_task.items():
         acc = metrics.get(f"val_acc_task{task}", metrics["val_acc"])
         results[str(task)] = {"accuracy": acc, "error": 1 - acc, "questions": len(ex),
-                              "failed": 1 - acc > FAIL_ERROR}
+                              "failed": 1 - acc > FAIL_ERROR, "kind": TASK_NAMES.get(task, "")}
     errors = [r["error"] for r in results.values()]
     return {
         "tasks": results,
