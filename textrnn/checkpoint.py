@@ -28,7 +28,9 @@ The model is rebuilt through the registry, never unpickled:
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -47,6 +49,47 @@ from textrnn.vocab import Vocab
 
 FORMAT = 1
 REQUIRED_KEYS = ("format", "task", "model_config", "vocabs", "state_dict")
+# What resuming a training needs on top (every last.pt has them).
+RESUME_KEYS = ("optimizer", "scheduler", "step", "epoch", "batch_in_epoch", "rng", "metrics",
+               "extra")
+# How save() names its temp file: ".last.pt.<random>.tmp" next to last.pt.
+TEMP_GLOB = ".*.pt.*.tmp"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # True is an int in Python
+
+
+def _is_dict(value: Any) -> bool:  # with str keys: config and metric names
+    return isinstance(value, dict) and all(isinstance(key, str) for key in value)
+
+
+def _is_state_dict(value: Any) -> bool:  # tensors, but a module's _extra_state is any data
+    return _is_dict(value) and all(
+        isinstance(v, torch.Tensor) or k.endswith("_extra_state") for k, v in value.items()
+    )
+
+
+# Each header field: what it must be (said in the error) and the test of it. A field that is
+# not in REQUIRED_KEYS may be absent.
+HEADER = {
+    "format": ("an int", _is_int),
+    "task": ("a str", lambda v: isinstance(v, str)),
+    "model_config": ("a dict of settings", _is_dict),
+    "vocabs": ("a dict of vocabularies (dicts)",
+               lambda v: _is_dict(v) and all(isinstance(d, dict) for d in v.values())),
+    "state_dict": ("a dict of tensors", _is_state_dict),
+    "optimizer": ("a dict or None", lambda v: v is None or _is_dict(v)),
+    "scheduler": ("a dict or None", lambda v: v is None or _is_dict(v)),
+    "step": ("an int >= 0", lambda v: _is_int(v) and v >= 0),
+    "epoch": ("an int >= 0", lambda v: _is_int(v) and v >= 0),
+    "batch_in_epoch": ("an int >= 0", lambda v: _is_int(v) and v >= 0),
+    "rng": ("a dict of generator states", _is_dict),
+    "metrics": ("a dict of numbers", lambda v: _is_dict(v) and all(
+        isinstance(x, int | float) and not isinstance(x, bool) for x in v.values())),
+    "train_config": ("a dict of settings", _is_dict),
+    "extra": ("a dict", _is_dict),
+}
 
 
 @dataclass
@@ -183,18 +226,103 @@ def save(
     return path
 
 
-def read(path: str | PathLike[str], map_location: Any = "cpu", task: str | None = None) -> dict:
+def remove_temp_files(directory: str | PathLike[str]) -> list[Path]:
+    """Delete the temp files that a :func:`save` killed mid-write left in ``directory``.
+
+    Only safe while no other process saves there (``fit`` holds the run folder's lock).
+
+    Returns:
+        The files removed.
+    """
+    stale = sorted(Path(directory).glob(TEMP_GLOB))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def _describe(value: Any) -> str:
+    """``"a list ([1, 2])"``: a value's type and the start of its repr, for one error line."""
+    shown = repr(value)
+    return f"a {type(value).__name__} ({shown if len(shown) <= 60 else shown[:57] + '...'})"
+
+
+def check_header(path: Path, raw: Any, *, resume: bool = False) -> None:
+    """Refuse, in one line, a loaded dict that is not a checkpoint this textrnn can use.
+
+    Every field of :data:`HEADER` present is checked for its type, so no command later
+    trips over a list where a dict should be.
+
+    Args:
+        path: the file it came from (named in the error).
+        raw: what ``torch.load`` returned.
+        resume: also require the fields of :data:`RESUME_KEYS` (and an optimizer state).
+
+    Raises:
+        CheckpointError: ``"<path>: <reason>"``.
+    """
+    if not isinstance(raw, dict) or "format" not in raw or "task" not in raw:
+        raise CheckpointError(
+            f"{path}: not a textrnn checkpoint (no 'format'/'task' keys; a bare state_dict?)"
+        )
+
+    def check(name: str) -> None:
+        what, ok = HEADER[name]
+        if not ok(raw[name]):
+            raise CheckpointError(
+                f"{path}: bad checkpoint: '{name}' should be {what}, not {_describe(raw[name])}"
+            )
+
+    check("format")  # first: a newer format may change the other fields
+    if raw["format"] > FORMAT:
+        raise CheckpointError(
+            f"{path}: checkpoint format {raw['format']!r} is newer than this textrnn reads "
+            f"({FORMAT}); upgrade textrnn"
+        )
+    needed = REQUIRED_KEYS + (RESUME_KEYS if resume else ())
+    missing = [key for key in needed if key not in raw]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint is missing {', '.join(missing)}")
+    for name in HEADER:
+        if name in raw:
+            check(name)
+    if raw["task"] not in MODELS:
+        raise CheckpointError(
+            f"{path}: unknown task {raw['task']!r} (known: {', '.join(sorted(MODELS))})"
+        )
+    if resume and raw["optimizer"] is None:
+        raise CheckpointError(f"{path}: holds no optimizer state, so a run cannot resume from it")
+
+
+def _load_error(path: Path, err: Exception) -> CheckpointError:
+    """The one-line error for what ``torch.load(weights_only=True)`` raised."""
+    # The weights-only unpickler refuses anything that would run code (a class, a function):
+    # that is not damage, and saying "corrupt" would send the user looking for the wrong fix.
+    unsafe = re.search(r"GLOBAL (\S+)|unrecognized function|Can only (?:create|build)", str(err))
+    if isinstance(err, pickle.UnpicklingError) and unsafe:
+        what = f" ({unsafe.group(1)})" if unsafe.group(1) else ""
+        return CheckpointError(
+            f"{path}: refused: unsafe content: it holds Python objects{what} that a safe "
+            "(weights-only) load does not run; textrnn checkpoints hold plain data only"
+        )
+    return CheckpointError(
+        f"{path}: cannot read checkpoint: the file is truncated, corrupt or not a torch file"
+    )
+
+
+def read(path: str | PathLike[str], map_location: Any = "cpu", task: str | None = None,
+         *, resume: bool = False) -> dict:
     """Load and validate a checkpoint's dict without building the model (used to resume).
 
     Args:
         path: a file written by :func:`save`.
         map_location: where tensors go.
         task: if given, the task the file must be of (another task's file is refused).
+        resume: also require what resuming a training needs (see :func:`check_header`).
 
     Raises:
         CheckpointError: ``"<path>: <reason>"`` if the file is missing, unreadable,
-            truncated, not a textrnn checkpoint, of a newer format, an unknown task or
-            not of ``task``.
+            truncated, refused as unsafe, not a textrnn checkpoint, of a newer format, has
+            a field of the wrong type, an unknown task or is not of ``task``.
     """
     path = Path(path)
     if path.is_dir():
@@ -205,25 +333,8 @@ def read(path: str | PathLike[str], map_location: Any = "cpu", task: str | None 
         raw = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
         # torch's own messages run to several lines of internals; the cause stays chained.
-        raise CheckpointError(
-            f"{path}: cannot read checkpoint: the file is truncated, corrupt or not a torch file"
-        ) from err
-    if not isinstance(raw, dict) or "format" not in raw or "task" not in raw:
-        raise CheckpointError(
-            f"{path}: not a textrnn checkpoint (no 'format'/'task' keys; a bare state_dict?)"
-        )
-    if not isinstance(raw["format"], int) or raw["format"] > FORMAT:
-        raise CheckpointError(
-            f"{path}: checkpoint format {raw['format']!r} is newer than this textrnn reads "
-            f"({FORMAT}); upgrade textrnn"
-        )
-    missing = [key for key in REQUIRED_KEYS if key not in raw]
-    if missing:
-        raise CheckpointError(f"{path}: checkpoint is missing {', '.join(missing)}")
-    if raw["task"] not in MODELS:
-        raise CheckpointError(
-            f"{path}: unknown task {raw['task']!r} (known: {', '.join(sorted(MODELS))})"
-        )
+        raise _load_error(path, err) from err
+    check_header(path, raw, resume=resume)
     if task is not None and raw["task"] != task:
         raise CheckpointError(f"{path}: a {raw['task']!r} checkpoint, not a {task!r} one")
     return raw
@@ -261,7 +372,7 @@ def load(path: str | PathLike[str], map_location: Any = "cpu", task: str | None 
         model=model,
         vocabs=vocabs,
         config=config,
-        metrics=dict(raw.get("metrics") or {}),
-        step=int(raw.get("step", 0)),
+        metrics=dict(raw.get("metrics", {})),  # check_header made sure of the types
+        step=raw.get("step", 0),
         raw=raw,
     )

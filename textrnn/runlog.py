@@ -1,8 +1,12 @@
-"""A run folder's record of training: ``metrics.jsonl`` and ``curves.png``.
+"""A run folder's record of training, ``metrics.jsonl`` and ``curves.png``, and its lock.
 
 One JSON line per evaluation, appended as it comes (a killed run keeps every
 line written), and the curves redrawn from the records held in memory, so an
 evaluation costs one append and one drawing, never a re-read of the file.
+
+A resumed run reads the file once: it drops a last line torn by a kill mid-write and
+the records past the checkpoint it resumes from (the run redoes those steps, so they
+would appear twice), and rewrites the file with what is left.
 """
 
 from __future__ import annotations
@@ -10,11 +14,49 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from textrnn.errors import DataError, TextrnnError
+
+try:
+    import fcntl
+except ImportError:  # Windows has no flock: run folders are not locked there
+    fcntl = None
+
+
+@contextmanager
+def lock_run_folder(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the run folder ``out`` (it exists), or refuse in one line.
+
+    The lock is a ``flock`` on the folder itself rather than on an ``out/.lock`` file: a
+    lock file would stay in the run folder, and removing it at the end races with a run
+    starting at that moment. The kernel drops the lock when the process ends, kill -9
+    included, so a killed run never leaves its folder locked.
+
+    Raises:
+        TextrnnError: another process (or another ``fit`` in this one) holds it.
+    """
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TextrnnError(
+                f"{out}: another training is running in this folder; wait for it to end, "
+                "or train into another folder"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class RunLog:
@@ -22,18 +64,23 @@ class RunLog:
 
     Args:
         out: the run folder (it exists).
-        resume: keep the lines of the run being resumed; otherwise a fresh run in an
-            old folder starts a new ``metrics.jsonl`` (it must not append to the old one).
+        resume_step: the step of the checkpoint a resumed run goes on from: the records
+            up to it are kept. None: a fresh run, which in an old folder starts a new
+            ``metrics.jsonl`` (it must not append to the old one).
+
+    Raises:
+        DataError: a line before the last is not a JSON record (nothing is cut).
     """
 
-    def __init__(self, out: Path, resume: bool = False) -> None:
+    def __init__(self, out: Path, resume_step: int | None = None) -> None:
         self.metrics_path, self.curves_path = out / "metrics.jsonl", out / "curves.png"
         self.records: list[dict] = []
-        if not resume:
+        if resume_step is None:
             self.metrics_path.unlink(missing_ok=True)
         elif self.metrics_path.is_file():
-            with open(self.metrics_path, encoding="utf-8") as f:
-                self.records = [json.loads(line) for line in f if line.strip().endswith("}")]
+            records = read_records(self.metrics_path)
+            self.records = [r for r in records if r["step"] <= resume_step]
+            _write_records(self.records, self.metrics_path)
 
     def append(self, record: dict) -> None:
         """Write one evaluation's record and redraw the curves."""
@@ -41,6 +88,34 @@ class RunLog:
             f.write(json.dumps(record) + "\n")
         self.records.append(record)
         plot_curves(self.records, self.curves_path)
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records of ``path``, without a last line torn by a kill mid-write.
+
+    Raises:
+        DataError: ``"<path>:<line>: ..."`` for a bad line that is not the last.
+    """
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()  # bytes torn too
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
+        elif number < len(lines) and line.strip():  # a kill can only tear the last line
+            raise DataError("not a metrics record (a JSON object with a step); fix or "
+                            "delete this line", path=path, line=number)
+    return records
+
+
+def _write_records(records: list[dict], path: Path) -> None:
+    """Replace ``path`` with ``records``, one JSON line each (atomically)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def plot_curves(records: list[dict], path: Path) -> None:

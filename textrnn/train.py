@@ -18,11 +18,16 @@ Resuming (``resume=True``) restores weights, optimizer, scheduler, RNG states
 and the position inside the epoch from ``last.pt``. On CPU, a run stopped at a
 checkpoint (killed after an evaluation, or by Ctrl-C, which fit defers to the
 end of the current step) and resumed ends with exactly the same weights as one
-that ran straight through.
+that ran straight through. A resume refuses changed model settings and any training
+setting the saved optimizer, schedule or best score depend on (see
+:data:`SAFE_TO_CHANGE`), and cuts ``metrics.jsonl`` back to the checkpoint's step.
+
+Only one training at a time may use a run folder (see :func:`~textrnn.runlog.lock_run_folder`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import signal
@@ -40,10 +45,19 @@ from textrnn import checkpoint
 from textrnn.device import resolve_device, to_device
 from textrnn.errors import CheckpointError, TextrnnError
 from textrnn.progress import Progress
-from textrnn.runlog import RunLog
+from textrnn.runlog import RunLog, lock_run_folder
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 SCHEDULES = ("none", "plateau", "linear")
+# TrainConfig fields a resumed run may change: how long it runs, how often it reports and
+# where it runs. Any other change is refused: the optimizer state of an Adam run does not fit
+# SGD, a new lr or weight decay would be undone by the restored optimizer state, a new
+# schedule would restart (or break) the learning rate, and a new best_metric, seed or
+# budget clock would make the saved best score, RNG states or time used mean something else.
+SAFE_TO_CHANGE = frozenset({"epochs", "max_steps", "max_minutes", "patience", "stop_at",
+                            "eval_every", "log_every", "device", "threads", "amp"})
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -145,6 +159,70 @@ def _make_scheduler(cfg: TrainConfig, optimizer, total_steps: int | None, budget
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _same(a, b) -> bool:
+    """Equal settings, where a tuple equals its list and NaN (stop_at's "off") itself."""
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(map(_same, a, b))
+    return a == b or (a != a and b != b)
+
+
+def _changed(saved: dict, now: dict) -> dict[str, str]:
+    """name -> ``"name old -> new"`` for each setting of ``now`` that differs from ``saved``
+    (one that ``saved`` lacks, from an older textrnn, is not compared)."""
+    return {name: f"{name} {saved[name]!r} -> {value!r}" for name, value in now.items()
+            if name in saved and not _same(saved[name], value)}
+
+
+def _check_resume_settings(path: Path, raw: dict, model: nn.Module, cfg: TrainConfig) -> None:
+    """Refuse to resume ``raw`` (read from ``path``) with other settings than it was
+    trained with, naming them; a change of :data:`SAFE_TO_CHANGE` is noted and goes on."""
+    vocabs = {name: vocab.to_dict() for name, vocab in model.vocabs.items()}
+    if raw["task"] != model.task or raw["vocabs"] != vocabs:
+        raise CheckpointError(
+            f"{path}: its task or vocabulary differs from this run's; resume with the same "
+            "data and task"
+        )
+    train_changes = _changed(raw.get("train_config", {}), asdict(cfg))
+    refused = [*_changed(raw["model_config"], asdict(model.config)).values(),
+               *(text for name, text in train_changes.items() if name not in SAFE_TO_CHANGE)]
+    if refused:
+        raise CheckpointError(
+            f"{path}: cannot resume with changed settings: {', '.join(refused)} (the saved "
+            "model, optimizer or schedule depend on them); resume with the run's settings, "
+            "or start a new run"
+        )
+    if train_changes:
+        log.info("resuming %s with changed settings: %s", path,
+                 ", ".join(train_changes.values()))
+
+
+def _restore(path: Path, raw: dict, model: nn.Module, optimizer, scheduler) -> dict:
+    """Load the weights, optimizer, scheduler and RNG states of ``raw`` (checked by
+    :func:`_check_resume_settings`); what still does not fit is a one-line error.
+
+    Returns:
+        The loop's counters to go on from (step, epoch, batch_in_epoch, best, ...).
+    """
+    try:
+        model.load_state_dict(raw["state_dict"])
+        optimizer.load_state_dict(raw["optimizer"])
+        if scheduler is not None and raw["scheduler"] is not None:
+            scheduler.load_state_dict(raw["scheduler"])
+        checkpoint.set_rng_state(raw["rng"])
+    except (TypeError, ValueError, RuntimeError, KeyError, IndexError, AttributeError) as err:
+        reason = " ".join(str(err).split())[:200] or type(err).__name__  # one line
+        raise CheckpointError(f"{path}: cannot resume from it: {reason}") from err
+    # The loop's own counters, type-checked: they go into comparisons and sums.
+    counters = {"best": (int, float, type(None)), "elapsed": (int, float),
+                "budget_used": (int, float), "stale": (int,)}
+    extra = {name: raw["extra"][name] for name in counters if name in raw["extra"]}
+    for name, value in extra.items():
+        if not isinstance(value, counters[name]):
+            raise CheckpointError(f"{path}: bad checkpoint: extra {name!r} is a "
+                                  f"{type(value).__name__}")
+    return {**{k: raw[k] for k in ("step", "epoch", "batch_in_epoch")}, **extra}
+
+
 class _DeferredInterrupt:
     """Turn the first Ctrl-C into a flag checked between steps, so last.pt is saved at a
     step boundary and resumes exactly; a second Ctrl-C interrupts at once."""
@@ -190,11 +268,21 @@ def fit(
 
     Raises:
         KeyboardInterrupt: after saving ``last.pt``, when interrupted.
+        TextrnnError: when another training holds ``out_dir``, or (a CheckpointError)
+            when ``last.pt`` cannot be resumed with these settings.
     """
-    cfg = replace(cfg, best_metric=cfg.best_metric or model.best_metric,
-                  best_mode=cfg.best_mode or model.best_mode)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with lock_run_folder(out):
+        checkpoint.remove_temp_files(out)  # left by a run killed mid-save; none is ours yet
+        return _fit(model, train_data, val_data, cfg, out, resume)
+
+
+def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
+         resume: bool) -> dict:
+    """:func:`fit` in the locked run folder ``out``."""
+    cfg = replace(cfg, best_metric=cfg.best_metric or model.best_metric,
+                  best_mode=cfg.best_mode or model.best_mode)
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -225,22 +313,14 @@ def fit(
     s = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "elapsed": 0.0,
          "budget_used": 0.0, "stale": 0}  # stale: evaluations since the best one
     last_metrics: dict = {}
-    runlog = RunLog(out, resume=resume)
     if resume:
-        raw = checkpoint.read(out / "last.pt", map_location=device)
-        vocabs = {name: vocab.to_dict() for name, vocab in model.vocabs.items()}
-        if raw["task"] != model.task or raw["vocabs"] != vocabs:
-            raise CheckpointError(
-                f"{out / 'last.pt'}: its task or vocabulary differs from "
-                "this run's; resume with the same data and task"
-            )
-        model.load_state_dict(raw["state_dict"])
-        optimizer.load_state_dict(raw["optimizer"])
-        if scheduler is not None and raw["scheduler"] is not None:
-            scheduler.load_state_dict(raw["scheduler"])
-        s.update({k: raw[k] for k in ("step", "epoch", "batch_in_epoch")}, **raw["extra"])
+        path = out / "last.pt"
+        raw = checkpoint.read(path, map_location=device, resume=True)
+        _check_resume_settings(path, raw, model, cfg)
+        s.update(_restore(path, raw, model, optimizer, scheduler))
         last_metrics = raw["metrics"]
-        checkpoint.set_rng_state(raw["rng"])
+    # A resumed run's log goes back to its checkpoint: later records are redone.
+    runlog = RunLog(out, resume_step=s["step"] if resume else None)
     started, losses = time.monotonic() - s["elapsed"], []
     budget.restart(s["budget_used"])
 
