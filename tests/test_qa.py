@@ -256,7 +256,7 @@ def test_linear_start_switches_off_when_val_loss_stalls_and_survives_state_dict(
     assert not fresh.linear_start_active
 
 
-@pytest.mark.parametrize("arch", ["memn2n", "lstm_reader", "entnet"])
+@pytest.mark.parametrize("arch", ["memn2n", "lstm_reader", "entnet", "qrn"])
 @pytest.mark.parametrize("linear_start", [True, False])
 def test_predict_attention_is_a_distribution_over_real_sentences(arch, linear_start):
     model, batches, *_ = toy_setup(arch, linear_start=linear_start)
@@ -266,18 +266,18 @@ def test_predict_attention_is_a_distribution_over_real_sentences(arch, linear_st
         assert len(pred["attention"]) == n
         assert sum(pred["attention"]) == pytest.approx(1.0, abs=1e-5)
         assert 0.0 < pred["confidence"] <= 1.0 and isinstance(pred["answer_id"], int)
-        assert len(pred["hops"]) == (3 if arch == "memn2n" else 1)
+        assert len(pred["hops"]) == {"memn2n": 3, "qrn": 2}.get(arch, 1)
         assert pred["hops"][-1] == pred["attention"]
 
 
-@pytest.mark.parametrize("arch", ["memn2n", "lstm_reader", "entnet"])
+@pytest.mark.parametrize("arch", ["memn2n", "lstm_reader", "entnet", "qrn"])
 def test_empty_story_is_answered_without_attention(arch):
     model, _, words, _ = toy_setup(arch)
     (pred,) = model.predict(encode_stories([[]], [["where", "is", "mary"]], words)[0])
     assert pred["attention"] == [] and 0.0 < pred["confidence"] <= 1.0
 
 
-@pytest.mark.parametrize("arch", ["memn2n", "lstm_reader", "entnet"])
+@pytest.mark.parametrize("arch", ["memn2n", "lstm_reader", "entnet", "qrn"])
 def test_loss_goes_down_on_toy_data(arch):
     model, batches, *_ = toy_setup(arch, n=128, linear_start=False)
     means = train(model, batches, epochs=6, lr=0.02)

@@ -2,7 +2,8 @@
 
 ``QAConfig.arch`` picks the network: :class:`~textrnn.models.memn2n.MemN2N`
 (End-To-End Memory Networks, the default; its equations are in its module),
-:class:`~textrnn.models.entnet.EntNet` (Recurrent Entity Network) or
+:class:`~textrnn.models.entnet.EntNet` (Recurrent Entity Network),
+:class:`~textrnn.models.qrn.QRN` (Query-Reduction Network) or
 :class:`~textrnn.models.lstm_reader.LSTMReader` (the Keras bAbI example's model),
 all over the contract of :mod:`textrnn.models.qa_base`.
 
@@ -25,8 +26,9 @@ from textrnn.models.entnet import EntNet
 from textrnn.models.lstm_reader import LSTMReader
 from textrnn.models.memn2n import MemN2N, position_encoding
 from textrnn.models.qa_base import QAConfig, QANet
+from textrnn.models.qrn import QRN
 
-ARCHS = {"memn2n": MemN2N, "lstm_reader": LSTMReader, "entnet": EntNet}
+ARCHS = {"memn2n": MemN2N, "lstm_reader": LSTMReader, "entnet": EntNet, "qrn": QRN}
 
 
 class QAModel(QANet):
@@ -64,5 +66,5 @@ class QAModel(QANet):
         return self.net.on_evaluate(metrics)
 
 
-__all__ = ["ARCHS", "EntNet", "LSTMReader", "MemN2N", "QAConfig", "QAModel", "QANet",
+__all__ = ["ARCHS", "QRN", "EntNet", "LSTMReader", "MemN2N", "QAConfig", "QAModel", "QANet",
            "position_encoding"]

@@ -26,7 +26,8 @@ class QAConfig:
 
     vocab_size: int  # word ids, len(word_vocab); comes from the training data
     num_answers: int  # answer classes, len(answer_vocab); each whole answer string is one
-    # "memn2n" (Sukhbaatar et al. 2015), "entnet" (Henaff et al. 2017) or "lstm_reader" (Keras)
+    # "memn2n" (Sukhbaatar et al. 2015), "entnet" (Henaff et al. 2017), "qrn" (Seo et al. 2017)
+    # or "lstm_reader" (Keras)
     arch: str = "memn2n"
     embedding_size: int = 50  # word embedding width d (the paper's joint-training size)
     hops: int = 3  # memory hops K (memn2n)
@@ -45,6 +46,8 @@ class QAConfig:
     max_story_words: int = 100  # read the last this many story words (lstm_reader)
     max_question_words: int = 12  # question words read; bAbI's longest has 11 (lstm_reader)
     memory_slots: int = 20  # M, memory slots with keys (entnet; Henaff et al. use 20)
+    qrn_layers: int = 2  # K stacked layers, both directions below the top (qrn; the paper's 2)
+    vector_gates: bool = False  # update and reset gates of width d, not scalars (qrn)
     entity_slots: int = 0  # K: unseen words read as @ent1..@entK (textrnn.data.entities); 0=off
     entity_dropout: float = 0.5  # training: share of stories that read known names as slots
     slot_draws: int = 8  # answering: average over this many numberings of the slots

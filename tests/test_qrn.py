@@ -1,0 +1,70 @@
+"""The Query-Reduction Network: the unit against its equations (float64 gradcheck), the
+recurrence against a plain per-example loop in both directions, the evidence weights
+against the final state they claim to decompose, and training through the QA contract."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_qa import toy_setup, train
+
+from textrnn.models.qrn import QRNCell, _share, qrn_layer
+
+
+@pytest.mark.parametrize("vector_gates", [False, True])
+def test_cell_follows_the_equations_and_passes_gradcheck(vector_gates):
+    torch.manual_seed(0)
+    B, S, d = 2, 3, 4
+    cell = QRNCell(d, vector_gates).double()
+    x, q = (torch.randn(B, S, d, dtype=torch.double, requires_grad=True) for _ in range(2))
+    z, r, candidate = cell(x, q)
+    assert z.shape == r.shape == (B, S, d if vector_gates else 1)
+    for b in range(B):
+        for t in range(S):
+            xq = x[b, t] * q[b, t]
+            assert torch.allclose(z[b, t], torch.sigmoid(cell.W_z.weight @ xq + cell.W_z.bias))
+            assert torch.allclose(r[b, t], torch.sigmoid(cell.W_r.weight @ xq + cell.W_r.bias))
+            h = torch.tanh(cell.W_h.weight @ torch.cat([x[b, t], q[b, t]]) + cell.W_h.bias)
+            assert torch.allclose(candidate[b, t], h)
+    assert torch.autograd.gradcheck(lambda x, q: torch.cat(cell(x, q), -1), (x, q))
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_layer_matches_a_plain_loop_and_padding_changes_nothing(reverse):
+    torch.manual_seed(0)
+    cell = QRNCell(4)
+    x, q = torch.randn(2, 5, 4), torch.randn(2, 5, 4)
+    mask = torch.tensor([[True] * 5, [True, True, False, False, False]])
+    h, z, _ = qrn_layer(cell, x, q, mask, reverse=reverse)
+    for b, n in enumerate(mask.sum(1).tolist()):
+        state = torch.zeros(4)
+        for t in (reversed(range(n)) if reverse else range(n)):  # one example, no padding
+            z_t, r_t, cand = (v[0, 0] for v in cell(x[b: b + 1, t: t + 1], q[b: b + 1, t: t + 1]))
+            state = z_t * r_t * cand + (1 - z_t) * state
+            assert torch.allclose(h[b, t], state, atol=1e-6)
+    assert (z[1, 2:] == 0).all()
+    if not reverse:  # the last real state is carried through the padding
+        assert torch.allclose(h[1, -1], h[1, 1])
+    else:  # reading from the end, the padding leaves the state at 0
+        assert (h[1, 2:] == 0).all()
+
+
+def test_evidence_weights_decompose_the_final_state():
+    torch.manual_seed(0)
+    cell = QRNCell(4)
+    x, q = torch.randn(3, 6, 4), torch.randn(3, 6, 4)
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    h, z, r = qrn_layer(cell, x, q, mask)
+    _, _, candidate = cell(x, q)
+    w = _share(z, r)  # (B, S)
+    assert torch.allclose((w.unsqueeze(-1) * candidate).sum(1), h[:, -1], atol=1e-6)
+
+
+def test_qrn_learns_toy_stories_and_shows_evidence_per_layer():
+    model, batches, *_ = toy_setup("qrn", n=128, qrn_layers=2)
+    means = train(model, batches, epochs=6, lr=0.02)
+    assert means[-1] < 0.9 * means[0]
+    batch = next(iter(batches))
+    for pred, n in zip(model.predict(batch), batch["story_lengths"].tolist(), strict=True):
+        assert len(pred["hops"]) == 2 and len(pred["attention"]) == n
+        assert abs(sum(pred["attention"]) - 1) < 1e-4 if n else pred["attention"] == []

@@ -1,0 +1,141 @@
+"""Query-Reduction Network (Seo et al. 2017, "Query-Reduction Networks for Question
+Answering", arXiv:1606.04582).
+
+The question is a state that each story sentence x_t may *reduce* ("Where is the
+apple?" + "Sandra got the apple" -> "Where is Sandra?"). One QRN unit, at sentence t
+with the layer's query q_t::
+
+    z_t = σ(W_z (x_t ∘ q_t) + b_z)          update gate: does x_t concern q_t? (scalar)
+    r_t = σ(W_r (x_t ∘ q_t) + b_r)          reset gate: does it cancel what was known?
+    h̃_t = tanh(W_h [x_t; q_t] + b_h)        candidate reduced query
+    h_t = z_t r_t h̃_t + (1 - z_t) h_{t-1}   h_0 = 0
+
+The gates read x_t and q_t only, never h_{t-1}, so they are computed for every t at
+once and only the last line is a loop. Layers stack: layer k+1 reads the same
+sentences with the query q^{k+1}_t = h→^k_t + h←^k_t, the sum of layer k's forward
+and backward (story read from the end) states; the answer is
+ŷ = softmax(W_y h→^K_T) from the top layer's last forward state.
+
+cell (:class:`QRNCell`, every t at once) -> :func:`qrn_layer` (the recurrence, padding
+sentences have z = 0 and change nothing) -> :class:`QRN` (embeddings, layers, answer).
+The evidence a chat shows is how much each sentence's candidate makes up the final
+query: w_t = z_t r_t Π_{j>t} (1 - z_j), normalised.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from textrnn.attention import masked_softmax
+from textrnn.models.memn2n import position_encoding
+from textrnn.models.qa_base import QAConfig, QANet
+
+
+class QRNCell(nn.Module):
+    """The gates and candidate of one QRN unit, for every sentence of a batch at once.
+
+    Args:
+        dim: d, the width of sentences and queries.
+        vector_gates: z and r of width d instead of scalars (the paper's "vector gate").
+    """
+
+    def __init__(self, dim: int, vector_gates: bool = False) -> None:
+        super().__init__()
+        gate_dim = dim if vector_gates else 1
+        self.W_z = nn.Linear(dim, gate_dim)
+        self.W_r = nn.Linear(dim, gate_dim)
+        self.W_h = nn.Linear(2 * dim, dim)
+
+    def forward(self, x: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Args: x (B, S, d) sentences; q (B, S, d) the query each one meets.
+
+        Returns:
+            z, r (B, S, g) gates (g = 1 or d); candidate h̃ (B, S, d).
+        """
+        z = torch.sigmoid(self.W_z(x * q))  # (B, S, g)
+        r = torch.sigmoid(self.W_r(x * q))  # (B, S, g)
+        candidate = torch.tanh(self.W_h(torch.cat([x, q], -1)))  # (B, S, d)
+        return z, r, candidate
+
+
+def qrn_layer(cell: QRNCell, x: Tensor, q: Tensor, mask: Tensor,
+              reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """One direction of a QRN layer: h_t = z_t r_t h̃_t + (1 - z_t) h_{t-1}.
+
+    Args:
+        x: (B, S, d) sentences, oldest first; q: (B, S, d) queries.
+        mask: (B, S) bool, True for real sentences (padding gets z = 0: no change).
+        reverse: read the story from its last sentence to its first.
+
+    Returns:
+        h (B, S, d) the state after each sentence (in story order); z and r (B, S, g).
+    """
+    z, r, candidate = cell(x, q)  # (B, S, g), (B, S, g), (B, S, d)
+    z = z * mask.unsqueeze(-1)  # (B, S, g)
+    h, states = x.new_zeros(x.shape[0], x.shape[2]), [None] * x.shape[1]  # (B, d)
+    steps = range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1])
+    for t in steps:
+        h = z[:, t] * r[:, t] * candidate[:, t] + (1 - z[:, t]) * h  # (B, d)
+        states[t] = h
+    h_all = torch.stack(states, 1) if states else x.new_zeros(x.shape)  # (B, S, d)
+    return h_all, z, r
+
+
+class QRN(QANet):
+    """The Query-Reduction Network as a textrnn QA network (``arch="qrn"``).
+
+    Uses ``embedding_size`` (d), ``qrn_layers`` (K), ``vector_gates`` and ``init_std``;
+    sentences and question are position-encoded bags of words (as in MemN2N).
+    """
+
+    def __init__(self, config: QAConfig) -> None:
+        super().__init__()
+        self.config = config
+        d, K = config.embedding_size, config.qrn_layers
+        self.embedding = nn.Embedding(config.vocab_size, d, padding_idx=0)
+        nn.init.normal_(self.embedding.weight, std=config.init_std)
+        self.embedding.weight.data[0].zero_()
+        self.forward_cells = nn.ModuleList(QRNCell(d, config.vector_gates) for _ in range(K))
+        # the top layer's backward states would feed no layer: K - 1 backward cells
+        self.backward_cells = nn.ModuleList(QRNCell(d, config.vector_gates)
+                                            for _ in range(K - 1))
+        self.W_y = nn.Linear(d, config.num_answers, bias=False)
+
+    def _encode(self, ids: Tensor) -> Tensor:
+        """ids (..., W) -> (..., d): Σ_j l_j ⊙ e(x_j), the position encoding of MemN2N."""
+        lengths = (ids != 0).sum(-1)  # (...)
+        pe = position_encoding(lengths, ids.shape[-1], self.config.embedding_size)  # (..., W, d)
+        return (self.embedding(ids) * pe).sum(-2)  # (..., d)
+
+    def forward(self, batch: dict) -> tuple[Tensor, Tensor]:
+        """Answer scores and per-sentence evidence; the contract of
+        :meth:`textrnn.models.memn2n.MemN2N.forward`, one "hop" per layer.
+
+        Returns:
+            logits (B, num_answers); attention (B, K, S), layer k's share of each real
+            sentence in its final forward query, summing to 1 over real sentences.
+        """
+        story = batch["story"]  # (B, S, W)
+        S = story.shape[1]
+        real = torch.arange(S, device=story.device) < batch["story_lengths"].unsqueeze(1)
+        x = self._encode(story)  # (B, S, d)
+        q = self._encode(batch["question"]).unsqueeze(1).expand_as(x)  # (B, S, d)
+        evidence = []
+        for k, cell in enumerate(self.forward_cells):
+            h, z, r = qrn_layer(cell, x, q, real)  # (B, S, d), (B, S, g), (B, S, g)
+            evidence.append(masked_softmax(_share(z, r).clamp(min=1e-9).log(), real))
+            if k < len(self.backward_cells):
+                h_back, _, _ = qrn_layer(self.backward_cells[k], x, q, real, reverse=True)
+                q = h + h_back  # (B, S, d), the next layer's queries
+        top = h[:, -1] if S else x.new_zeros(x.shape[0], x.shape[2])  # (B, d), h→_T
+        return self.W_y(top), torch.stack(evidence, 1)  # (B, A), (B, K, S)
+
+
+def _share(z: Tensor, r: Tensor) -> Tensor:
+    """w_t = z_t r_t Π_{j>t} (1 - z_j): sentence t's weight in the final state (gates
+    averaged over their width). Args: z, r (B, S, g). Returns (B, S)."""
+    z, r = z.mean(-1), r.mean(-1)  # (B, S)
+    keep = torch.flip(torch.cumprod(torch.flip(1 - z, [1]), 1), [1])  # (B, S) Π_{j>=t}(1-z_j)
+    after = torch.cat([keep[:, 1:], keep.new_ones(keep.shape[0], 1)], 1)  # Π_{j>t}
+    return z * r * after  # (B, S)
