@@ -24,8 +24,11 @@ concurrent clients.
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime,
 # and the request models are local to create_app (their bounds come from its limits).
+import asyncio
 import contextlib
+import functools
 import gc
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -33,11 +36,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, Request
+import h11
+import uvicorn
+from fastapi import FastAPI, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from textrnn.chat import Answer, Answerer, ChatSession, Reply
 from textrnn.sessions import BatchedAnswerer, MicroBatcher, SessionNotFound, SessionStore
@@ -55,6 +62,8 @@ class Limits:
     max_sessions: int = 1000  # live sessions; past this the least recently used is evicted
     session_ttl_s: float = 1800.0  # a session idle this long expires (404)
     max_body_bytes: int = 512 * 1024  # larger request bodies get 413 before they are parsed
+    body_timeout_s: float = 10.0  # a request body must arrive whole within this, or 408
+    header_timeout_s: float = 10.0  # so must a request's line and headers, or it is closed
     max_batch: int = 64  # questions sharing one forward pass
     batch_wait_s: float = 0.002  # how long a batch waits for more questions once one arrives
 
@@ -135,23 +144,152 @@ def _request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
     return AnswerIn, MessageIn
 
 
-class _LimitBody:
-    """ASGI middleware: 413 for a body declared larger than ``max_bytes``, before it is read.
+class _Body:
+    """One request's ``receive``, counting its body against a size and a time limit.
 
+    Both limits are raised as ``HTTPException``: FastAPI lets those out of its body parsing
+    (any other error there becomes a 400), and its handler turns them into the reply.
+    """
+
+    def __init__(self, receive, max_bytes: int, timeout_s: float, complete: bool) -> None:
+        self.raw_receive, self.max_bytes, self.timeout_s = receive, max_bytes, timeout_s
+        self.deadline = asyncio.get_running_loop().time() + timeout_s  # for the whole body
+        self.size = 0  # bytes received so far
+        self.complete = complete  # the last body message is in (or there is no body)
+
+    async def receive(self) -> dict:
+        if self.complete:  # what remains is http.disconnect, which may wait for ever
+            return await self.raw_receive()
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                message = await self.raw_receive()
+        except TimeoutError:
+            # A body shorter than its Content-Length, or one trickled in, held the connection.
+            raise HTTPException(408, f"Request body not received in {self.timeout_s} s.") from None
+        if message["type"] == "http.request":
+            # Counted as it arrives: a chunked upload declares no length to check beforehand.
+            self.size += len(message.get("body", b""))
+            if self.size > self.max_bytes:
+                raise HTTPException(413, f"Request body over {self.max_bytes} bytes.")
+            self.complete = not message.get("more_body", False)
+        return message
+
+
+class _LimitBody:
+    """ASGI middleware: 413 for a body over ``max_bytes``, 408 for one slower than ``timeout_s``.
+
+    A declared Content-Length is checked before anything is read; the bytes themselves as
+    they arrive (:class:`_Body`). Any reply sent before the body is all in closes the
+    connection, or uvicorn would go on reading the rest of it, to its end, after the reply.
     Plain ASGI rather than ``@app.middleware("http")``, which costs a task per request.
     """
 
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, timeout_s: float) -> None:
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
-            size = dict(scope["headers"]).get(b"content-length", b"0")
-            if not size.isdigit() or int(size) > self.max_bytes:
-                response = JSONResponse({"detail": f"Request body over {self.max_bytes} bytes."},
-                                        status_code=413)
-                return await response(scope, receive, send)
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        size = headers.get(b"content-length", b"0")
+        if not size.isdigit() or int(size) > self.max_bytes:
+            response = JSONResponse({"detail": f"Request body over {self.max_bytes} bytes."},
+                                    status_code=413, headers={"connection": "close"})
+            return await response(scope, receive, send)
+        has_body = b"transfer-encoding" in headers or int(size) > 0  # h11 knows only chunked
+        body = _Body(receive, self.max_bytes, self.timeout_s, complete=not has_body)
+
+        async def send_closing(message) -> None:
+            if message["type"] == "http.response.start" and not body.complete:
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, body.receive, send_closing)
+
+
+class _H11WithHeaderTimeout(H11Protocol):
+    """uvicorn's h11 protocol, with a deadline for each request's line and headers.
+
+    uvicorn has none: it times out only an idle keep-alive connection, and cancels even that
+    at the first byte of the next request; h11 bounds the headers' size (16 KiB), not their
+    time. So a client trickling headers (slowloris), or connecting and sending nothing, would
+    hold its connection for ever. The deadline starts at the connection and after each reply.
+    """
+
+    def __init__(self, *args, header_timeout_s: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout_s = header_timeout_s
+        self.header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._start_header_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._start_header_deadline()  # for the next request on this connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.header_deadline is not None:
+            self.header_deadline.cancel()
+        super().connection_lost(exc)
+
+    def _start_header_deadline(self) -> None:
+        if self.header_deadline is not None:
+            self.header_deadline.cancel()
+        self.header_deadline = self.loop.call_later(self.header_timeout_s, self._headers_overdue)
+
+    def _headers_overdue(self) -> None:
+        # h11 leaves IDLE once a request's headers are complete; then _Body's deadline applies.
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+
+# ---- error replies -------------------------------------------------------------------------
+
+_EXCERPT_CHARS = 200  # of an invalid input echoed in a 422
+_MAX_ERRORS = 5  # validation errors listed in one 422
+
+
+def _clip(text: str) -> str:
+    """At most ``_EXCERPT_CHARS`` of ``text``, lone surrogates written out as ``\\udXXX``."""
+    safe = text[: _EXCERPT_CHARS + 1].encode("utf-8", "backslashreplace").decode("utf-8")
+    return safe if len(safe) <= _EXCERPT_CHARS else safe[: _EXCERPT_CHARS - 3] + "..."
+
+
+def _excerpt(value: object) -> str:
+    """An invalid input as a short text: a string clipped, anything else its JSON clipped."""
+    if isinstance(value, str):
+        return _clip(value)
+    try:
+        # NaN and Infinity written as such (JSONResponse refuses them); the surrogates that
+        # ensure_ascii=False lets through, _clip escapes.
+        return _clip(json.dumps(value, ensure_ascii=False, default=str))
+    except RecursionError:  # nested about as deep as json.loads allows, from a deeper stack
+        return f"({type(value).__name__} nested too deeply to show)"
+
+
+def _error_out(error: dict) -> dict:
+    """One validation error, safe to send: nothing long, nothing UTF-8 cannot encode."""
+    out = {"type": error["type"], "msg": _clip(error["msg"]),
+           "loc": [part if isinstance(part, int) else _clip(str(part)) for part in error["loc"]]}
+    if "input" in error:
+        out["input"] = _excerpt(error["input"])
+    if "ctx" in error:  # the schema's bounds (max_length), or the error raised
+        out["ctx"] = {key: value if isinstance(value, int) else _clip(str(value))
+                      for key, value in error["ctx"].items()}
+    return out
+
+
+async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    """422 with the first few errors, each echoing at most an excerpt of the input.
+
+    FastAPI's own handler echoes every invalid input whole: a 400 KB string came back as
+    400 KB, and a lone surrogate or a NaN, which its JSON encoder refuses, made it a 500.
+    """
+    return JSONResponse({"detail": [_error_out(e) for e in error.errors()[:_MAX_ERRORS]]},
+                        status_code=422)
 
 
 # ---- the app -------------------------------------------------------------------------------
@@ -179,7 +317,8 @@ def create_app(answerer: Answerer, **limits) -> FastAPI:
     app = FastAPI(title="textrnn chat", version="1", lifespan=lifespan)
     app.state.store, app.state.batcher, app.state.limits = store, batcher, lim
 
-    app.add_middleware(_LimitBody, max_bytes=lim.max_body_bytes)
+    app.add_middleware(_LimitBody, max_bytes=lim.max_body_bytes, timeout_s=lim.body_timeout_s)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
 
     @app.exception_handler(SessionNotFound)
     async def session_not_found(request: Request, error: SessionNotFound) -> JSONResponse:
@@ -238,12 +377,13 @@ def create_app(answerer: Answerer, **limits) -> FastAPI:
     return app
 
 
-def _uvicorn_server(app: FastAPI, host: str, port: int, log_level: str):
-    import uvicorn
-
-    # ws="none": the app has no websockets, so none of their libraries is imported.
+def _uvicorn_server(app: FastAPI, host: str, port: int, log_level: str) -> uvicorn.Server:
+    # ws="none": the app has no websockets, so none of their libraries is imported. http: h11
+    # (uvicorn's own choice unless httptools is installed) with a deadline for headers.
+    http = functools.partial(_H11WithHeaderTimeout,
+                             header_timeout_s=app.state.limits.header_timeout_s)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws="none",
-                            lifespan="on")
+                            lifespan="on", http=http)
     return uvicorn.Server(config)
 
 
