@@ -27,6 +27,7 @@ The model is rebuilt through the registry, never unpickled:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import random
@@ -43,7 +44,7 @@ import torch
 from torch import nn
 
 from textrnn.device import eval_mode, model_device, to_device
-from textrnn.errors import CheckpointError
+from textrnn.errors import CheckpointError, CheckpointWriteError
 from textrnn.models import MODELS, build
 from textrnn.vocab import Vocab
 
@@ -194,6 +195,11 @@ def save(
 
     Returns:
         ``path`` as a Path.
+
+    Raises:
+        CheckpointWriteError: (a CheckpointError and an OSError) in one line, when the
+            file cannot be written (a full disk, a missing or read-only folder); the
+            temp file is removed, and an older ``path`` is left as it was.
     """
     path = Path(path)
     payload = {
@@ -212,7 +218,10 @@ def save(
         "train_config": dict(train_config or {}),
         "extra": dict(extra or {}),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:  # a full disk or a read-only folder: nothing was written yet
+        raise _write_error(path, err) from err
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -220,10 +229,22 @@ def save(
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:  # KeyboardInterrupt included: never leave the temp file behind
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:  # KeyboardInterrupt included: never leave the temp file behind
+        with contextlib.suppress(OSError):  # its folder may be gone; the cause is what matters
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):  # ENOSPC from a write, the flush, fsync or the rename
+            raise _write_error(path, err) from err
         raise
     return path
+
+
+def _write_error(path: Path, err: OSError) -> CheckpointWriteError:
+    """The one-line error for an OSError while :func:`save` wrote ``path``."""
+    # Nothing is renamed over `path` until the new file is complete, so an old one is intact.
+    kept = "the previous file is kept" if path.is_file() else "no checkpoint was written"
+    return CheckpointWriteError(
+        f"{path}: could not write the checkpoint: {err.strerror or err}; {kept}", err.errno
+    )
 
 
 def remove_temp_files(directory: str | PathLike[str]) -> list[Path]:

@@ -43,10 +43,10 @@ def cmd_shakespeare(args: argparse.Namespace) -> int:
 
 def cmd_babi(args: argparse.Namespace) -> int:
     """``data babi``: install bAbI v1.2 from a local copy or the official archive."""
-    from textrnn.data.install import install_babi
+    from textrnn.data.install import describe_install, install_babi
 
     root = install_babi(args.source, Path(args.out), url=args.url, progress=sys.stderr.isatty())
-    print(f"bAbI v1.2 is in {root}: en/ (1k training questions per task) and en-10k/ (10k)")
+    print(f"bAbI v1.2 is in {root}: {describe_install(root)}")
     return 0
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from textrnn.errors import DataError
+from textrnn.errors import DataError, decode_utf8
 from textrnn.tokenize import word_tokenize
 
 log = logging.getLogger(__name__)
@@ -266,13 +266,14 @@ def read_babi(path: str | Path) -> list[QAExample]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DataError("no such bAbI file", path=path) from None
     except IsADirectoryError:
         raise DataError("is a directory, expected a bAbI task file", path=path) from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=path) from None
+    except OSError as e:  # unreadable (permissions, I/O error): one line, not a traceback
+        raise DataError(f"cannot read: {e.strerror or e}", path=path) from None
+    text = decode_utf8(data, path)  # a bad byte's error names its line
     examples = parse_babi(text.splitlines(), path=str(path), task=task_of_filename(path))
     if not examples:
         raise DataError("no questions (lines with tab-separated answers) found", path=path)

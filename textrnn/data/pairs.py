@@ -14,6 +14,7 @@ word has one vocabulary entry instead of one per article it follows.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from textrnn.collate import pad_sequences
 from textrnn.data.buckets import BucketBatches
-from textrnn.errors import DataError
+from textrnn.errors import DataError, decode_utf8
 from textrnn.tokenize import word_tokenize
 from textrnn.vocab import Vocab
 
@@ -114,16 +115,22 @@ def read_pairs(path: str | PathLike[str]) -> list[Pair]:
     """Read a UTF-8 TSV file of sentence pairs (see :func:`parse_pairs`).
 
     Raises:
-        DataError: if the file is missing, not UTF-8, malformed, or holds no pairs.
+        DataError: if the file is missing, a directory, unreadable, not UTF-8 (naming
+            the line of the first bad byte), malformed, or holds no pairs.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError("is a directory, expected a TSV file of sentence pairs", path=path)
     if not path.is_file():
         raise DataError("no such file", path=path)
-    with open(path, encoding="utf-8") as f:
-        try:
-            pairs = parse_pairs(f, str(path))
-        except UnicodeDecodeError:
-            raise DataError("not a UTF-8 text file", path=path) from None
+    try:
+        data = path.read_bytes()
+    except OSError as err:  # unreadable (permissions, I/O error): one line, not a traceback
+        raise DataError(f"cannot read: {err.strerror or err}", path=path) from None
+    # Decoded whole so that a bad byte's error names its line; StringIO splits lines
+    # as open() does (\n, \r\n, \r), so line numbers match the file's.
+    text = decode_utf8(data, path, what="a UTF-8 text file")
+    pairs = parse_pairs(io.StringIO(text, newline=None), str(path))
     if not pairs:
         raise DataError("no sentence pairs in the file", path=path)
     return pairs
