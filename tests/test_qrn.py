@@ -17,7 +17,8 @@ def test_cell_follows_the_equations_and_passes_gradcheck(vector_gates):
     B, S, d = 2, 3, 4
     cell = QRNCell(d, vector_gates).double()
     x, q = (torch.randn(B, S, d, dtype=torch.double, requires_grad=True) for _ in range(2))
-    z, r, candidate = cell(x, q)
+    z, r, candidate, log_keep = cell(x, q)
+    assert torch.allclose(log_keep, torch.log1p(-z))
     assert z.shape == r.shape == (B, S, d if vector_gates else 1)
     for b in range(B):
         for t in range(S):
@@ -29,20 +30,24 @@ def test_cell_follows_the_equations_and_passes_gradcheck(vector_gates):
     assert torch.autograd.gradcheck(lambda x, q: torch.cat(cell(x, q), -1), (x, q))
 
 
+@pytest.mark.parametrize("vector_gates", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_layer_matches_a_plain_loop_and_padding_changes_nothing(reverse):
+def test_layer_matches_a_plain_loop_and_padding_changes_nothing(reverse, vector_gates):
     torch.manual_seed(0)
-    cell = QRNCell(4)
+    cell = QRNCell(4, vector_gates)
     x, q = torch.randn(2, 5, 4), torch.randn(2, 5, 4)
     mask = torch.tensor([[True] * 5, [True, True, False, False, False]])
     h, z, _ = qrn_layer(cell, x, q, mask, reverse=reverse)
     for b, n in enumerate(mask.sum(1).tolist()):
         state = torch.zeros(4)
         for t in (reversed(range(n)) if reverse else range(n)):  # one example, no padding
-            z_t, r_t, cand = (v[0, 0] for v in cell(x[b: b + 1, t: t + 1], q[b: b + 1, t: t + 1]))
+            z_t, r_t, cand, _ = (v[0, 0] for v in cell(x[b: b + 1, t: t + 1],
+                                                       q[b: b + 1, t: t + 1]))
             state = z_t * r_t * cand + (1 - z_t) * state
             assert torch.allclose(h[b, t], state, atol=1e-6)
     assert (z[1, 2:] == 0).all()
+    h.sum().backward()  # the unrolled sum has finite gradients everywhere
+    assert all(torch.isfinite(p.grad).all() for p in cell.parameters())
     if not reverse:  # the last real state is carried through the padding
         assert torch.allclose(h[1, -1], h[1, 1])
     else:  # reading from the end, the padding leaves the state at 0
@@ -55,7 +60,7 @@ def test_evidence_weights_decompose_the_final_state():
     x, q = torch.randn(3, 6, 4), torch.randn(3, 6, 4)
     mask = torch.ones(3, 6, dtype=torch.bool)
     h, z, r = qrn_layer(cell, x, q, mask)
-    _, _, candidate = cell(x, q)
+    _, _, candidate, _ = cell(x, q)
     w = _share(z, r)  # (B, S)
     assert torch.allclose((w.unsqueeze(-1) * candidate).sum(1), h[:, -1], atol=1e-6)
 

@@ -10,8 +10,8 @@ with the layer's query q_t::
     h̃_t = tanh(W_h [x_t; q_t] + b_h)        candidate reduced query
     h_t = z_t r_t h̃_t + (1 - z_t) h_{t-1}   h_0 = 0
 
-The gates read x_t and q_t only, never h_{t-1}, so they are computed for every t at
-once and only the last line is a loop. Layers stack: layer k+1 reads the same
+The gates read x_t and q_t only, never h_{t-1}, so everything, the recurrence too,
+is computed for every t at once (:func:`qrn_layer`). Layers stack: layer k+1 reads the same
 sentences with the query q^{k+1}_t = h→^k_t + h←^k_t, the sum of layer k's forward
 and backward (story read from the end) states; the answer is
 ŷ = softmax(W_y h→^K_T) from the top layer's last forward state.
@@ -25,6 +25,7 @@ query: w_t = z_t r_t Π_{j>t} (1 - z_j), normalised.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from textrnn.attention import masked_softmax
@@ -47,21 +48,26 @@ class QRNCell(nn.Module):
         self.W_r = nn.Linear(dim, gate_dim)
         self.W_h = nn.Linear(2 * dim, dim)
 
-    def forward(self, x: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Args: x (B, S, d) sentences; q (B, S, d) the query each one meets.
 
         Returns:
-            z, r (B, S, g) gates (g = 1 or d); candidate h̃ (B, S, d).
+            z, r (B, S, g) gates (g = 1 or d); candidate h̃ (B, S, d); and log(1 - z)
+            (B, S, g), exact where z rounds to 1 (it is log σ(-a) of z's pre-activation a).
         """
-        z = torch.sigmoid(self.W_z(x * q))  # (B, S, g)
+        z_pre = self.W_z(x * q)  # (B, S, g)
         r = torch.sigmoid(self.W_r(x * q))  # (B, S, g)
         candidate = torch.tanh(self.W_h(torch.cat([x, q], -1)))  # (B, S, d)
-        return z, r, candidate
+        return torch.sigmoid(z_pre), r, candidate, F.logsigmoid(-z_pre)
 
 
 def qrn_layer(cell: QRNCell, x: Tensor, q: Tensor, mask: Tensor,
               reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-    """One direction of a QRN layer: h_t = z_t r_t h̃_t + (1 - z_t) h_{t-1}.
+    """One direction of a QRN layer: h_t = z_t r_t h̃_t + (1 - z_t) h_{t-1}, h_0 = 0.
+
+    The gates do not read h, so the recurrence unrolls to a weighted sum,
+    h_t = Σ_{i≤t} z_i r_i h̃_i Π_{i<j≤t} (1 - z_j), computed for every t at once with
+    the products as differences of cumulative sums of log(1 - z) (no loop over time).
 
     Args:
         x: (B, S, d) sentences, oldest first; q: (B, S, d) queries.
@@ -71,15 +77,24 @@ def qrn_layer(cell: QRNCell, x: Tensor, q: Tensor, mask: Tensor,
     Returns:
         h (B, S, d) the state after each sentence (in story order); z and r (B, S, g).
     """
-    z, r, candidate = cell(x, q)  # (B, S, g), (B, S, g), (B, S, d)
-    z = z * mask.unsqueeze(-1)  # (B, S, g)
-    h, states = x.new_zeros(x.shape[0], x.shape[2]), [None] * x.shape[1]  # (B, d)
-    steps = range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1])
-    for t in steps:
-        h = z[:, t] * r[:, t] * candidate[:, t] + (1 - z[:, t]) * h  # (B, d)
-        states[t] = h
-    h_all = torch.stack(states, 1) if states else x.new_zeros(x.shape)  # (B, S, d)
-    return h_all, z, r
+    z, r, candidate, log_keep = cell(x, q)  # (B, S, g) x2, (B, S, d), (B, S, g)
+    real = mask.unsqueeze(-1)  # (B, S, 1)
+    z, log_keep = z * real, log_keep * real  # padding: z = 0, log(1 - z) = 0
+    if reverse:
+        z, r, candidate, log_keep = (v.flip(1) for v in (z, r, candidate, log_keep))
+    L = log_keep.cumsum(1)  # (B, S, g): L_t = Σ_{j≤t} log(1 - z_j)
+    S = x.shape[1]
+    causal = torch.ones(S, S, dtype=torch.bool, device=x.device).tril()  # (S, S) i ≤ t
+    gap = L.unsqueeze(2) - L.unsqueeze(1)  # (B, S_t, S_i, g) = log Π_{i<j≤t} (1 - z_j)
+    weight = torch.where(causal[:, :, None], gap, float("-inf")).exp()  # (B, S, S, g)
+    u = z * r * candidate  # (B, S, d)
+    if weight.shape[-1] == 1:  # scalar gates: one (S, S) matrix per story
+        h = weight[..., 0] @ u  # (B, S, d)
+    else:
+        h = (weight * u.unsqueeze(1)).sum(2)  # (B, S, d)
+    if reverse:
+        h, z, r = h.flip(1), z.flip(1), r.flip(1)
+    return h, z, r
 
 
 class QRN(QANet):
