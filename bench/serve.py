@@ -9,6 +9,9 @@ server share the machine's cores, so on a small machine the numbers are a floor.
     python bench/serve.py --checkpoint runs/qa/best.pt --clients 50 --seconds 10
     python bench/serve.py --route session          # chat sessions: statements + questions
 
+``--route session`` runs twice, sessions in memory (``:memory:``) then in a SQLite file
+(what ``textrnn serve`` does by default), and prints the SQLite/memory requests/s ratio.
+
 With ``--client wrk`` (the default for the stateless route when Debian's ``wrk`` is
 installed: ``apt-get install wrk``) the load comes from wrk, a C load generator, so
 the clients take far less of the shared CPU than Python clients do, and the figures
@@ -34,13 +37,14 @@ import httpx2
 STORY = ["Mary moved to the bathroom.", "John went to the hallway.", "Mary went to the garden."]
 
 # Runs in the server's process: serve, print the URL, stop when stdin closes.
+# argv: checkpoint, sessions (a SQLite file or :memory:).
 SERVER = """
 import sys, torch
 torch.set_num_threads(1)
 from textrnn.chat import Answerer
 from textrnn.serve import background_server, create_app
 from textrnn.serve import freeze_startup_heap
-app = create_app(Answerer.from_checkpoint(sys.argv[1]))
+app = create_app(Answerer.from_checkpoint(sys.argv[1]), sessions=sys.argv[2])
 freeze_startup_heap()  # as run_server does
 with background_server(app) as url:
     print(url, flush=True)
@@ -154,48 +158,73 @@ def load_wrk(url: str, clients: int, seconds: float, tmp: Path, route: str) -> d
     return {"rps": rps, "p50": ms("50%"), "p99": ms("99%"), "errors": errors}
 
 
+def summarize(latencies: list[float], errors: list[str], elapsed: float) -> dict:
+    """The Python clients' figures in :func:`load_wrk`'s form, plus ok, max, mean and kinds."""
+    latencies = sorted(latencies)
+    p = lambda q: 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+    return {"rps": len(latencies) / elapsed, "errors": len(errors), "kinds": sorted(set(errors)),
+            "ok": len(latencies), "seconds": elapsed,
+            **({"p50": p(0.5), "p99": p(0.99), "max": 1000 * latencies[-1],
+                "mean": 1000 * statistics.fmean(latencies)} if latencies else {})}
+
+
+def measure(checkpoint: str, sessions: str, args: argparse.Namespace, tmp: Path,
+            use_wrk: bool) -> dict:
+    """Start a server keeping its sessions in ``sessions``, load it, stop it; its figures."""
+    server = subprocess.Popen([sys.executable, "-c", SERVER, checkpoint, sessions],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().strip()
+        if not url:
+            raise SystemExit("the server did not start")
+        if use_wrk:
+            return {**load_wrk(url, args.clients, args.seconds, tmp, args.route),
+                    "seconds": args.seconds}
+        return summarize(*asyncio.run(load(url, args.clients, args.seconds, args.route)))
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+
+
+def report(r: dict, route: str, sessions: str, clients: int, client: str) -> None:
+    print(f"route={route} sessions={sessions} clients={clients} seconds={r['seconds']:.1f} "
+          f"client={client}")
+    ok = f"  ok {r['ok']}" if "ok" in r else ""
+    kinds = f" {r['kinds']}" if r.get("kinds") else ""
+    print(f"requests/s {r['rps']:.0f}{ok}  errors {r['errors']}{kinds}")
+    if "p50" in r:
+        more = f"  max {r['max']:.1f}  mean {r['mean']:.1f}" if "max" in r else ""
+        print(f"latency ms: p50 {r['p50']:.1f}  p99 {r['p99']:.1f}{more}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="QA checkpoint (default: train a tiny one)")
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients (50)")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to run (10)")
     parser.add_argument("--route", choices=["answer", "session"], default="answer",
-                        help="stateless /api/answer, or chat sessions (default: answer)")
+                        help="stateless /api/answer, or chat sessions, in memory and in "
+                             "SQLite (default: answer)")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto",
                         help="load generator: wrk or async Python clients; "
                              "auto = wrk when installed (default: auto)")
     args = parser.parse_args(argv)
-    use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
+    use_wrk = bool(args.client == "wrk" or (args.client == "auto" and shutil.which("wrk")))
+    client = "wrk" if use_wrk else "python"
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint or tiny_checkpoint(Path(tmp))
-        server = subprocess.Popen([sys.executable, "-c", SERVER, checkpoint],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            url = server.stdout.readline().strip()
-            if not url:
-                raise SystemExit("the server did not start")
-            if use_wrk:
-                r = load_wrk(url, args.clients, args.seconds, Path(tmp), args.route)
-            else:
-                latencies, errors, elapsed = asyncio.run(
-                    load(url, args.clients, args.seconds, args.route))
-        finally:
-            server.stdin.close()
-            server.wait(timeout=30)
-    if use_wrk:
-        print(f"route={args.route} clients={args.clients} seconds={args.seconds:g} client=wrk")
-        print(f"requests/s {r['rps']:.0f}  errors {r['errors']}")
-        print(f"latency ms: p50 {r['p50']:.1f}  p99 {r['p99']:.1f}")
-        return 1 if r["errors"] else 0
-    latencies.sort()
-    p = lambda q: 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
-    print(f"route={args.route} clients={args.clients} seconds={elapsed:.1f} client=python")
-    print(f"requests/s {len(latencies) / elapsed:.0f}  ok {len(latencies)}  errors {len(errors)}"
-          f"{' ' + str(sorted(set(errors))) if errors else ''}")
-    if latencies:
-        print(f"latency ms: p50 {p(0.5):.1f}  p99 {p(0.99):.1f}  max {1000 * latencies[-1]:.1f}"
-              f"  mean {1000 * statistics.fmean(latencies):.1f}")
-    return 1 if errors else 0
+        stores = {"memory": ":memory:"}
+        if args.route == "session":
+            stores["sqlite"] = str(Path(tmp) / "sessions.sqlite")
+        for name, sessions in stores.items():
+            results[name] = measure(checkpoint, sessions, args, Path(tmp), use_wrk)
+            report(results[name], args.route, name, args.clients, client)
+    if "sqlite" in results:
+        ratio = results["sqlite"]["rps"] / max(results["memory"]["rps"], 1e-9)
+        print(f"sqlite/memory requests/s {ratio:.2f}x (target >= 0.8x); errors: memory "
+              f"{results['memory']['errors']}, sqlite {results['sqlite']['errors']}")
+    return 1 if any(r["errors"] for r in results.values()) else 0
 
 
 if __name__ == "__main__":

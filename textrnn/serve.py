@@ -19,7 +19,9 @@ Routes (the schema, with every length limit, is at ``/openapi.json``)::
 Questions that arrive together share one forward pass: a
 :class:`textrnn.sessions.MicroBatcher` collects them for a couple of milliseconds
 and calls ``Answerer.answer_batch`` once, so throughput grows with the number of
-concurrent clients.
+concurrent clients. Sessions live in a SQLite file (:mod:`textrnn.session_db`), shared by a
+restarted server and by every server process on it, or with ``sessions=":memory:"`` in
+this process only (:class:`textrnn.sessions.SessionStore`).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime,
@@ -47,7 +49,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from textrnn.chat import Answer, Answerer, ChatSession, Reply
-from textrnn.sessions import BatchedAnswerer, MicroBatcher, SessionNotFound, SessionStore
+from textrnn.session_db import MEMORY, open_store
+from textrnn.sessions import BatchedAnswerer, MicroBatcher, SessionNotFound
 
 INDEX_HTML = Path(__file__).parent / "static" / "index.html"
 SessionId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -295,13 +298,14 @@ async def _invalid_request(request: Request, error: RequestValidationError) -> J
 # ---- the app -------------------------------------------------------------------------------
 
 
-def create_app(answerer: Answerer, **limits) -> FastAPI:
-    """The web app over ``answerer``; ``limits`` are :class:`Limits` fields."""
+def create_app(answerer: Answerer, sessions: str = MEMORY, **limits) -> FastAPI:
+    """The web app over ``answerer``; ``sessions`` is a SQLite file or ``":memory:"`` (see
+    :func:`textrnn.session_db.open_store`); ``limits`` are :class:`Limits` fields."""
     lim = Limits(**limits)
     batcher = MicroBatcher(answerer.answer_batch, lim.max_batch, lim.batch_wait_s)
     batched = BatchedAnswerer(answerer, batcher)
-    store = SessionStore(lambda: ChatSession(batched, lim.max_message_chars),
-                         lim.max_sessions, lim.session_ttl_s)
+    store = open_store(sessions, batched, lim.max_sessions, lim.session_ttl_s,
+                       lim.max_message_chars)
     info = answerer.info()
     metrics = {k: float(v) for k, v in (info["metrics"] or {}).items()
                if isinstance(v, int | float)}
@@ -313,6 +317,7 @@ def create_app(answerer: Answerer, **limits) -> FastAPI:
         batcher.start()
         yield
         await batcher.stop()
+        store.close()
 
     app = FastAPI(title="textrnn chat", version="1", lifespan=lifespan)
     app.state.store, app.state.batcher, app.state.limits = store, batcher, lim
@@ -355,9 +360,14 @@ def create_app(answerer: Answerer, **limits) -> FastAPI:
 
     @app.post("/api/sessions/{session_id}/messages")
     async def send(session_id: SessionId, body: MessageIn) -> ReplyOut:
-        session = store.get(session_id)
         batcher.start()  # the worker thread below submits to it through its loop
-        reply: Reply = await run_in_threadpool(session.send, body.text)
+
+        def get_and_send() -> tuple[ChatSession, Reply]:
+            # The lookup too in the thread: with SQLite it may wait for another process.
+            session = store.get(session_id)
+            return session, session.send(body.text)
+
+        session, reply = await run_in_threadpool(get_and_send)
         return ReplyOut(kind=reply.kind, text=reply.text,
                         answer=AnswerOut.of(reply.answer) if reply.answer else None,
                         added=reply.added, forgotten=reply.forgotten,

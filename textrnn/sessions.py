@@ -4,8 +4,10 @@ Plain objects with plain errors, so that :mod:`textrnn.serve` only maps HTTP ont
 them (a :class:`SessionNotFound` becomes a 404 there) and they are tested without
 a server.
 
-- :class:`SessionStore` keeps the live :class:`~textrnn.chat.ChatSession` objects:
-  the least recently used is evicted past ``max_sessions``, an idle one expires.
+- :class:`SessionStore` keeps the live :class:`~textrnn.chat.ChatSession` objects in
+  this process (``--sessions :memory:``): the least recently used is evicted past
+  ``max_sessions``, an idle one expires. :mod:`textrnn.session_db` keeps them in SQLite,
+  with the same limits, for restarts and several server processes.
 - :class:`MicroBatcher` collects the questions that arrive together and answers
   them with one ``Answerer.answer_batch`` call, so throughput grows with the
   number of concurrent clients.
@@ -29,6 +31,18 @@ from textrnn.errors import TextrnnError
 
 class SessionNotFound(TextrnnError):
     """No live session has this id (never created, deleted, evicted or expired)."""
+
+
+def not_found(session_id: str) -> SessionNotFound:
+    """The error for an id no store holds (every store says the same)."""
+    return SessionNotFound(f"No session {session_id!r}: it never existed, was deleted, or "
+                           "expired. Create one with POST /api/sessions.")
+
+
+def expired(session_id: str, ttl_s: float) -> SessionNotFound:
+    """The error for a session idle longer than ``ttl_s``."""
+    return SessionNotFound(f"Session {session_id!r} expired after {ttl_s:g} s without use. "
+                           "Create a new one with POST /api/sessions.")
 
 
 # ---- batching ------------------------------------------------------------------------------
@@ -161,12 +175,10 @@ class SessionStore:
         now = self.clock()
         with self._lock:
             if session_id not in self._sessions:
-                raise SessionNotFound(f"No session {session_id!r}: it never existed, was "
-                                      "deleted, or expired. Create one with POST /api/sessions.")
+                raise not_found(session_id)
             session, used = self._sessions.pop(session_id)
             if now - used > self.ttl_s:
-                raise SessionNotFound(f"Session {session_id!r} expired after {self.ttl_s:g} s "
-                                      "without use. Create a new one with POST /api/sessions.")
+                raise expired(session_id, self.ttl_s)
             self._sessions[session_id] = (session, now)  # now the most recently used
             return session
 
@@ -174,3 +186,6 @@ class SessionStore:
         self.get(session_id)
         with self._lock:
             self._sessions.pop(session_id, None)
+
+    def close(self) -> None:
+        """Nothing to release (the SQLite store closes its connection here)."""

@@ -105,9 +105,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise TextrnnError(f"textrnn serve needs the web extra ({err.name} is missing): "
                            "pip install 'textrnn[serve]'") from None
-    app = create_app(_answerer(args), max_sessions=args.max_sessions,
+    sessions = args.sessions or f"{args.checkpoint}.sessions.sqlite"
+    app = create_app(_answerer(args), sessions=sessions, max_sessions=args.max_sessions,
                      session_ttl_s=args.session_ttl, max_message_chars=args.max_message_chars)
-    print(f"textrnn chat on http://{args.host}:{args.port}/  (API schema: /docs)", flush=True)
+    print(f"textrnn chat on http://{args.host}:{args.port}/  (API schema: /docs; "
+          f"sessions in {sessions})", flush=True)
     run_server(app, host=args.host, port=args.port)
     return 0
 
@@ -140,6 +142,11 @@ def add_commands(commands) -> None:
                             "this (default: %(default)s)")
     serve.add_argument("--session-ttl", type=float, default=1800.0, metavar="SECONDS",
                        help="an idle session expires after this (default: %(default)s)")
+    serve.add_argument("--sessions", metavar="PATH",
+                       help="SQLite file for the chat sessions, shared by a restarted server "
+                            "and by every server process given it; :memory: keeps them in "
+                            "this process only (default: the checkpoint's path + "
+                            ".sessions.sqlite)")
     serve.add_argument("--max-message-chars", type=int, default=1000,
                        help="longest message accepted (default: %(default)s)")
     serve.set_defaults(func=cmd_serve)
