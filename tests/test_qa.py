@@ -323,3 +323,21 @@ def test_memn2n_learns_real_qa1():
     train(model, QABatches(train_examples, words, answers, shuffle=True, seed=0), epochs=8)
     metrics = model.evaluate(QABatches(test_examples, words, answers, batch_size=500))
     assert metrics["val_acc"] >= 0.90
+
+
+def test_bucketed_batches_hold_similar_stories_and_every_example_once():
+    examples = [QAExample([["a"]] * n, ["q"], "x", [0], task=1) for n in range(1, 41)] * 8
+    words, answers = build_vocabs(examples)
+    plain = QABatches(examples, words, answers, batch_size=8, shuffle=True, seed=0)
+    bucketed = QABatches(examples, words, answers, batch_size=8, shuffle=True, seed=0, bucket=10)
+    widths = {name: [b["story"].shape[1] for b in batches]
+              for name, batches in (("plain", plain), ("bucketed", bucketed))}
+    # uniform lengths 1-40: ~36 sentences wide at random, ~23 when sorted in chunks of 80
+    assert sum(widths["bucketed"]) < 0.7 * sum(widths["plain"])
+    seen = sorted(n for b in bucketed for n in b["story_lengths"].tolist())
+    assert seen == sorted(min(n, 50) for n in range(1, 41) for _ in range(8))
+    first = [b["story_lengths"].tolist() for b in bucketed]
+    bucketed.set_epoch(1)
+    assert [b["story_lengths"].tolist() for b in bucketed] != first  # reshuffled per epoch
+    bucketed.set_epoch(0)
+    assert [b["story_lengths"].tolist() for b in bucketed] == first  # and reproducible

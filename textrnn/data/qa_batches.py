@@ -30,7 +30,7 @@ from itertools import chain
 
 import torch
 
-from textrnn.collate import IGNORE_INDEX, epoch_generator
+from textrnn.collate import IGNORE_INDEX, bucket_batches, epoch_generator
 from textrnn.data.babi import QAExample
 from textrnn.data.entities import answerable_from_story, first_mentions, slot_names
 from textrnn.vocab import Vocab
@@ -296,6 +296,10 @@ class QABatches:
             even where the answer comes from what the data teaches, not the story).
         slot_draws: without ``shuffle``, average the answer over this many numberings of
             the slots (:func:`slot_views`).
+        bucket: with ``shuffle``, batch stories of similar length together, sorting
+            chunks of this many batches (:func:`~textrnn.collate.bucket_batches`); a
+            batch is padded to its longest story, so mixed kinds (2 to 50 sentences)
+            waste ~3x the work in random batches. 0 = plain shuffled batches.
         entity_dropout: with ``shuffle`` (training), the share of examples that read
             known entity words as slots, each with a rate drawn from U(0, 1) per
             example; slot numbers are drawn at random.
@@ -311,7 +315,7 @@ class QABatches:
                  batch_size: int = 32, shuffle: bool = False, seed: int = 0,
                  memory_size: int = 50, entity_slots: int = 0,
                  entities: frozenset[str] = frozenset(), names: frozenset[str] = frozenset(),
-                 entity_dropout: float = 0.0, slot_draws: int = 1) -> None:
+                 entity_dropout: float = 0.0, slot_draws: int = 1, bucket: int = 0) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0.0 <= entity_dropout <= 1.0:
@@ -321,7 +325,7 @@ class QABatches:
         self.epoch = 0
         self.word_vocab, self.answer_vocab = word_vocab, answer_vocab
         self.entity_slots, self.entity_dropout = entity_slots, entity_dropout
-        self.slot_draws = slot_draws
+        self.slot_draws, self.bucket = slot_draws, bucket
         self.encoded = _encode(examples, word_vocab, answer_vocab, memory_size, entity_slots,
                                frozenset(entities), frozenset(names))
         self.num_examples = len(examples)
@@ -337,10 +341,15 @@ class QABatches:
         if self.shuffle:
             # One generator per (seed, epoch): the order never depends on global RNG state.
             g = epoch_generator(self.seed, self.epoch)
-            order = torch.randperm(self.num_examples, generator=g)  # (N,)
+            if self.bucket:
+                lengths = self.encoded["story_lengths"].tolist()
+                batches = [torch.tensor(b) for b in bucket_batches(
+                    lengths, self.batch_size, True, g, self.bucket)]
+            else:
+                batches = torch.randperm(self.num_examples, generator=g).split(self.batch_size)
         else:
-            g, order = None, torch.arange(self.num_examples)  # (N,)
-        for idx in order.split(self.batch_size):
+            g, batches = None, torch.arange(self.num_examples).split(self.batch_size)
+        for idx in batches:
             batch = _gather(self.encoded, idx)
             if self.entity_slots:
                 batch = self._read_slots(batch, idx, g)

@@ -40,6 +40,7 @@ from textrnn.pipelines import Run
 ENTITY_SLOTS = 12  # every model build() makes reads unknown names as @ent1..@ent12
 FAIL_ERROR = 0.05  # bAbI convention: a task is failed when its test error exceeds 5%
 EVAL_BATCH_SIZE = 256  # validation batches: no gradients, so larger is cheaper
+BUCKET = 50  # training batches hold stories of similar length, sorted in chunks of 50 batches
 # QAConfig fields that build() fills in from the data, not from the caller.
 DERIVED = ("vocab_size", "num_answers", "tasks")
 
@@ -117,7 +118,7 @@ def build(
     train_data = QABatches(train, words, answers, batch_size=batch_size, shuffle=True,
                            seed=seed, entities=frozenset(entities),
                            names=frozenset(name_words(train, entities)),
-                           entity_dropout=config.entity_dropout, **slots)
+                           entity_dropout=config.entity_dropout, bucket=BUCKET, **slots)
     val_data = QABatches(valid, words, answers, batch_size=EVAL_BATCH_SIZE, shuffle=False,
                          **val_slots)
     return Run(model, train_data, val_data)
