@@ -12,7 +12,7 @@ from training import train_steps
 from textrnn.data import qa_batches
 from textrnn.data.babi import QAExample, find_task_files, read_babi
 from textrnn.data.qa_batches import QABatches, build_vocabs, encode_stories
-from textrnn.models.qa import MemN2N, QAConfig, QAModel, position_encoding
+from textrnn.models.qa import QRN, MemN2N, QAConfig, QAModel, position_encoding
 
 PEOPLE = ["mary", "john", "sandra", "daniel"]
 PLACES = ["garden", "kitchen", "office", "hallway", "bathroom"]
@@ -237,7 +237,7 @@ def test_answer_hidden_learns_yes_no_questions():
     examples = yes_no_examples(512)
     words, answers = build_vocabs(examples)
     torch.manual_seed(0)
-    config = QAConfig(vocab_size=len(words), num_answers=len(answers), hops=1,
+    config = QAConfig(vocab_size=len(words), num_answers=len(answers), arch="memn2n", hops=1,
                       linear_start=False, random_noise=0.0, answer_hidden=32)
     model = QAModel(config)
     batches = QABatches(examples, words, answers, batch_size=32, shuffle=True, seed=0)
@@ -308,7 +308,8 @@ def test_unknown_arch_is_rejected():
     with pytest.raises(ValueError, match="arch"):
         QAModel(QAConfig(vocab_size=5, num_answers=2, arch="transformer"))
     assert QAModel.config_class is QAConfig and isinstance(
-        QAModel(QAConfig(vocab_size=5, num_answers=2)).net, MemN2N)
+        QAModel(QAConfig(vocab_size=5, num_answers=2)).net, QRN)  # the default
+    assert isinstance(QAModel(QAConfig(vocab_size=5, num_answers=2, arch="memn2n")).net, MemN2N)
 
 
 def test_memn2n_learns_real_qa1():
@@ -317,7 +318,8 @@ def test_memn2n_learns_real_qa1():
     test_examples = read_babi(find_task_files(root, [1], "test")[1])
     words, answers = build_vocabs(train_examples)
     torch.manual_seed(0)
-    config = QAConfig(vocab_size=len(words), num_answers=len(answers), linear_start=False)
+    config = QAConfig(vocab_size=len(words), num_answers=len(answers), arch="memn2n",
+                      linear_start=False)
     model = QAModel(config)
     # Without linear start QA1-1k converges in a few epochs (~0.1-0.2 s each on 2 cores).
     train(model, QABatches(train_examples, words, answers, shuffle=True, seed=0), epochs=8)
