@@ -13,7 +13,8 @@ import pytest
 
 PACKAGE = Path(__file__).parent.parent / "textrnn"
 PARTS = ("attention", "cells", "collate", "crf", "decode", "device", "errors", "layers",
-         "live_rows", "losses", "metrics", "mlp", "progress", "ragged", "tokenize", "vocab")
+         "live_rows", "losses", "metrics", "mlp", "progress", "ragged", "rounding", "tokenize",
+         "vocab")
 TASK_CODE = ("textrnn.data", "textrnn.models", "textrnn.pipelines", "textrnn.cli",
              "textrnn.train", "textrnn.checkpoint", "textrnn.chat", "textrnn.sessions",
              "textrnn.serve")

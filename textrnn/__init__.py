@@ -7,11 +7,37 @@
 
 from __future__ import annotations
 
-from textrnn.cells import GRUCell, LSTMCell, RNNCell
-from textrnn.layers import GRU, LSTM, RNN, detach_state
-from textrnn.vocab import Vocab
+import importlib
+import typing
+
+if typing.TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports them
+    from textrnn.cells import GRUCell, LSTMCell, RNNCell
+    from textrnn.layers import GRU, LSTM, RNN, detach_state
+    from textrnn.vocab import Vocab
 
 __version__ = "0.1.0"
+
+# Exported name -> the module that defines it. They are imported on first use (PEP 562),
+# not here: they import torch (about 2 s), and `textrnn --help` or `textrnn data ...` goes
+# through this package without needing it.
+_LAZY = {
+    "GRUCell": "textrnn.cells", "LSTMCell": "textrnn.cells", "RNNCell": "textrnn.cells",
+    "GRU": "textrnn.layers", "LSTM": "textrnn.layers", "RNN": "textrnn.layers",
+    "detach_state": "textrnn.layers", "Vocab": "textrnn.vocab",
+}
+
+
+def __getattr__(name: str):
+    """Import an exported name on first access, then keep it in the package's namespace."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def load(path: str, device: str = "cpu"):

@@ -14,8 +14,6 @@ from torch import nn
 
 from textrnn.errors import TextrnnError
 
-DEVICES = ("auto", "cpu", "cuda")  # the names --device takes (cuda:N also works)
-
 
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an error.

@@ -15,6 +15,7 @@ Routes (the schema, with every length limit, is at ``/openapi.json``)::
     POST   /api/sessions/{id}/messages    {"text": "..."} -> the bot's reply
     POST   /api/sessions/{id}/reset       forget the story
     DELETE /api/sessions/{id}             end the session
+    GET    /docs, /redoc                  the API's pages, offline (:mod:`textrnn.serve_docs`)
 
 Questions that arrive together share one forward pass: a
 :class:`textrnn.sessions.MicroBatcher` collects them for a couple of milliseconds
@@ -31,6 +32,7 @@ import contextlib
 import functools
 import gc
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -45,15 +47,18 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from textrnn.chat import Answer, Answerer, ChatSession, Reply
+from textrnn.rounding import round_floats
+from textrnn.serve_docs import add_docs
 from textrnn.session_db import MEMORY, open_store
 from textrnn.sessions import BatchedAnswerer, MicroBatcher, SessionNotFound
 
 INDEX_HTML = Path(__file__).parent / "static" / "index.html"
 SessionId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Shown = Annotated[float, PlainSerializer(round_floats, return_type=float)]  # 0.9905, no noise
 
 
 @dataclass
@@ -77,12 +82,12 @@ class Limits:
 class EvidenceOut(BaseModel):
     index: int = Field(ge=0, description="position in the story as sent, 0-based")
     sentence: str
-    weight: float = Field(ge=0, le=1, description="attention weight")
+    weight: Shown = Field(ge=0, le=1, description="attention weight")
 
 
 class AnswerOut(BaseModel):
     answer: str
-    confidence: float = Field(ge=0, le=1)
+    confidence: Shown = Field(ge=0, le=1)
     evidence: list[EvidenceOut]
     unknown_words: list[str] = Field(description="words the model never saw")
     dropped: int = Field(ge=0, description="oldest story sentences beyond the memory, not read")
@@ -113,7 +118,7 @@ class HealthOut(BaseModel):
     status: Literal["ok"]
     task: str
     vocab_size: int
-    accuracy: float | None = Field(description="test_acc or val_acc from the checkpoint")
+    accuracy: Shown | None = Field(description="test_acc or val_acc from the checkpoint")
     sessions: int = Field(description="live sessions")
 
 
@@ -124,8 +129,8 @@ class InfoOut(BaseModel):
     num_answers: int
     memory_size: int
     step: int
-    metrics: dict[str, float]
-    limits: dict[str, float]
+    metrics: dict[str, Shown]
+    limits: dict[str, int | float]  # as Limits types them: counts stay ints
 
 
 def _request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
@@ -319,7 +324,9 @@ def create_app(answerer: Answerer, sessions: str = MEMORY, **limits) -> FastAPI:
         await batcher.stop()
         store.close()
 
-    app = FastAPI(title="textrnn chat", version="1", lifespan=lifespan)
+    app = FastAPI(title="textrnn chat", version="1", lifespan=lifespan, docs_url=None,
+                  redoc_url=None)  # add_docs serves them without a CDN
+    add_docs(app)
     app.state.store, app.state.batcher, app.state.limits = store, batcher, lim
 
     app.add_middleware(_LimitBody, max_bytes=lim.max_body_bytes, timeout_s=lim.body_timeout_s)
@@ -408,10 +415,11 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve ``app`` (from :func:`create_app`) until interrupted (``textrnn serve``)."""
+def run_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000,
+               sock: socket.socket | None = None) -> None:
+    """Serve ``app`` (from :func:`create_app`) until interrupted; on ``sock`` if given."""
     freeze_startup_heap()
-    _uvicorn_server(app, host, port, "warning").run()
+    _uvicorn_server(app, host, port, "warning").run(sockets=[sock] if sock else None)
 
 
 @contextlib.contextmanager

@@ -12,11 +12,18 @@ its ``train <task>`` subcommand, its ``eval`` flags and the commands of its own
 (``chat``, ``sample``, ``tag``, ...). :mod:`textrnn.cli.data` holds every
 ``textrnn data <name>``. Bad input never ends in a traceback: user errors print one
 line, ``textrnn: error: ...``, to stderr and exit with status 2.
+
+Start-up: nothing here imports torch (about 2 s) at module level. The task modules import
+their models and pipelines inside the functions that use them, and the parsers whose flags
+come from config dataclasses (``train TASK``) are :class:`~textrnn.cli.flags.LazyParser` s,
+filled for the one command that runs; so ``textrnn --help`` and ``textrnn data ...`` start
+in about a tenth of a second (tests/test_cli_startup.py holds them to it).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -24,6 +31,7 @@ import sys
 from textrnn import __version__
 from textrnn.cli import classifier, common, data, flags, lm, qa, seq2seq, tagger
 from textrnn.errors import TextrnnError
+from textrnn.rounding import round_floats
 
 # Each module: TASK (the checkpoint task it handles), HELP, add_train_flags(parser),
 # train(args) -> int, add_eval_flags(group), evaluate(bundle, args) -> dict,
@@ -43,13 +51,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     bundle = common.load(args)
     module = next(m for m in TASK_COMMANDS if m.TASK == bundle.task)
     results = module.evaluate(bundle, args)
-    print(json.dumps(results) if args.json else module.format_eval(results))
+    print(json.dumps(round_floats(results)) if args.json else module.format_eval(results))
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser."""
-    parser = argparse.ArgumentParser(prog="textrnn", description="Recurrent networks for text.")
+def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
+    """The full argument parser.
+
+    Args:
+        lazy: leave the flags of ``train TASK`` (and other parsers that need torch) to be
+            added when that command parses or prints help; what :func:`main` does. By
+            default every parser is complete, for code that walks them.
+    """
+    parser = flags.LazyParser(prog="textrnn", description="Recurrent networks for text.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", help="what to do"
@@ -61,9 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = train.add_subparsers(dest="task", required=True, metavar="TASK",
                                  help="which task to train")
     for module in TASK_COMMANDS:
-        p = tasks.add_parser(module.TASK, help=module.HELP, description=module.HELP)
-        flags.add_train_flags(p)
-        module.add_train_flags(p)
+        p = tasks.add_parser(module.TASK, help=module.HELP, description=module.HELP,
+                             fill=functools.partial(_train_flags, module))
         p.set_defaults(func=module.train)
 
     ev = commands.add_parser(
@@ -83,12 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_commands(commands)
     for module in TASK_COMMANDS:
         module.add_commands(commands)
-    return parser
+    return parser if lazy else parser.fill_now()
+
+
+def _train_flags(module, parser: argparse.ArgumentParser) -> None:
+    """The flags of ``train <module.TASK>``: the trainer's, then the task's."""
+    flags.add_train_flags(parser)
+    module.add_train_flags(parser)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 on any user error)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(lazy=True).parse_args(argv)
     # The library's notes (a fallback file, a skipped tune) go to the "textrnn" logger.
     log = logging.getLogger("textrnn")
     if not any(isinstance(h, _Notes) for h in log.handlers):

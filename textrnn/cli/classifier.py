@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import typing
 
-from textrnn.checkpoint import Bundle
 from textrnn.cli import common, flags
-from textrnn.layers import IMPLS, LAYERS
-from textrnn.models.classifier import BAG_WEIGHTS, NETS, POOLINGS, ClassifierConfig
-from textrnn.pipelines import classifier
+from textrnn.rounding import round_floats
+
+# The model, layer and pipeline modules import torch: each function below imports what it
+# uses, so that building the parser (textrnn --help) does not.
+if typing.TYPE_CHECKING:
+    from textrnn.checkpoint import Bundle
 
 TASK = "classifier"
 HELP = "text classification (sentiment, 1-5 ratings): bi-RNN + pooling, or --model mlp"
-_CHOICES = {"model": sorted(NETS), "cell": sorted(LAYERS), "pooling": sorted(POOLINGS),
-            "impl": IMPLS, "bag": BAG_WEIGHTS}
 # Read off the training data (ordinal, label_counts) or given by a flag of its own.
 _SKIP = ("ordinal", "label_counts", "mlp_hidden", "lower")
 
@@ -47,12 +48,17 @@ def _parse_sources(text: str) -> list[str]:
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
     """The data and model flags of ``train classifier``."""
+    from textrnn.layers import IMPLS, LAYERS
+    from textrnn.models.classifier import BAG_WEIGHTS, NETS, POOLINGS, ClassifierConfig
+
+    choices = {"model": sorted(NETS), "cell": sorted(LAYERS), "pooling": sorted(POOLINGS),
+               "impl": IMPLS, "bag": BAG_WEIGHTS}
     add = parser.add_argument
     add("--valid", metavar="FILE",
         help="validation file (default: valid.csv beside --data, else 10%% of --data)")
     add("--sources", type=_parse_sources, default=None, metavar="LIST",
         help="train only on texts from these sources, e.g. imdb (default: all)")
-    flags.add_config_flags(parser, ClassifierConfig, skip=_SKIP, choices=_CHOICES)
+    flags.add_config_flags(parser, ClassifierConfig, skip=_SKIP, choices=choices)
     add("--mlp-hidden", type=_parse_widths, default=[256], metavar="WIDTHS",
         help=flags.field_comments(ClassifierConfig)["mlp_hidden"] + " (default: 256)")
     add("--cased", dest="lower", action="store_false",
@@ -68,6 +74,9 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """``train classifier``: build the run through the pipeline, then fit it."""
+    from textrnn.models.classifier import ClassifierConfig
+    from textrnn.pipelines import classifier
+
     run = classifier.build(args.data, valid=args.valid, sources=args.sources,
                            min_count=args.min_count, max_vocab=args.max_vocab,
                            max_batch_tokens=args.max_batch_tokens, batch_size=args.batch_size,
@@ -84,6 +93,8 @@ def add_eval_flags(group: argparse._ArgumentGroup) -> None:
 def evaluate(bundle: Bundle, args: argparse.Namespace) -> dict:
     """Accuracy (and MAE) on ``args.data``, overall and per source, with the majority
     baseline."""
+    from textrnn.pipelines import classifier
+
     return classifier.evaluate(bundle, args.data, sources=args.sources,
                                batch_size=args.batch_size)
 
@@ -109,11 +120,13 @@ def format_eval(results: dict) -> str:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     """``classify``: each text's label and every class's probability."""
+    from textrnn.pipelines import classifier
+
     bundle = common.load(args, task=TASK)
     texts = common.texts_or_stdin(args.texts, "classify")
     for text, (label, probs) in zip(texts, classifier.classify(bundle, texts), strict=True):
         if args.json:
-            print(json.dumps({"text": text, "label": label, "probs": probs}))
+            print(json.dumps({"text": text, "label": label, "probs": round_floats(probs)}))
         else:
             shown = "  ".join(f"{name} {p:.3f}" for name, p in probs.items())
             print(f"{label}\t{shown}\t{text}")

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from pathlib import Path
 
-import torch
-
-from textrnn import checkpoint
-from textrnn.checkpoint import Bundle
 from textrnn.cli import flags
-from textrnn.device import resolve_device
 from textrnn.errors import TextrnnError
-from textrnn.pipelines import Run
-from textrnn.train import fit
+
+if typing.TYPE_CHECKING:  # the modules that need torch are imported where they are used
+    from textrnn.checkpoint import Bundle
+    from textrnn.pipelines import Run
 
 
 def train(args: argparse.Namespace, run: Run) -> int:
     """Fit ``run`` with the training flags of ``args`` and say where the best model went."""
+    from textrnn.train import fit
+
     cfg = flags.train_config(args)
     out = Path(args.out)
     held = [name for name in ("best.pt", "last.pt", "metrics.jsonl") if (out / name).exists()]
@@ -40,6 +40,11 @@ def train(args: argparse.Namespace, run: Run) -> int:
 def load(args: argparse.Namespace, task: str | None = None) -> Bundle:
     """``args.checkpoint`` on ``args.device`` (with ``args.threads`` if set), refusing a
     checkpoint of another task than ``task``."""
+    import torch
+
+    from textrnn import checkpoint
+    from textrnn.device import resolve_device
+
     if getattr(args, "threads", 0) > 0:
         torch.set_num_threads(args.threads)
     return checkpoint.load(args.checkpoint, map_location=resolve_device(args.device), task=task)

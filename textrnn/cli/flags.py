@@ -9,6 +9,9 @@ A bool field becomes ``--name`` / ``--no-name``; a ``list[int]`` or ``tuple[int,
 field takes several values. Fields without a default (sizes read off the data) and
 fields named in ``skip`` get no flag. A command changes a default with
 ``parser.set_defaults`` (the help shows the changed one).
+
+The config dataclasses live in modules that import torch (about 2 s), so the parsers
+whose flags come from them are :class:`LazyParser` s, filled only when used.
 """
 
 from __future__ import annotations
@@ -20,18 +23,68 @@ import io
 import textwrap
 import tokenize
 import typing
+from collections.abc import Callable
 from dataclasses import MISSING, fields
 from functools import cache
 from typing import Any
 
-from textrnn.device import DEVICES
 from textrnn.errors import TextrnnError
-from textrnn.train import OPTIMIZERS, SCHEDULES, TrainConfig
 
+if typing.TYPE_CHECKING:
+    from textrnn.train import TrainConfig
+
+# The names --device takes (cuda:N also works), as textrnn.device.resolve_device reads
+# them; kept here, not there, because that module imports torch.
+DEVICES = ("auto", "cpu", "cuda")
 # TrainConfig fields that are not flags: the model class says which metric picks best.pt.
 _TRAIN_SKIP = ("best_metric", "best_mode")
-_TRAIN_CHOICES = {"optimizer": sorted(OPTIMIZERS), "schedule": SCHEDULES,
-                  "budget_clock": ("wall", "cpu")}
+
+
+class LazyParser(argparse.ArgumentParser):
+    """An argument parser whose arguments are added on first use, by ``fill(parser)``.
+
+    Its subcommand's name and help show in the parent's ``--help`` without it; it fills
+    itself before it parses, prints help or usage, so a command's flags (and the torch
+    their config dataclass imports) are built only when that command runs.
+
+    Args:
+        fill: adds the parser's arguments; ``None`` for an ordinary parser.
+        *args, **kwargs: those of :class:`argparse.ArgumentParser`.
+    """
+
+    def __init__(self, *args: Any,
+                 fill: Callable[[argparse.ArgumentParser], None] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fill = fill
+
+    def fill_now(self) -> LazyParser:
+        """Add the arguments now, here and in every subcommand below (a no-op once done)."""
+        self._fill_self()
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    if isinstance(sub, LazyParser):
+                        sub.fill_now()
+        return self
+
+    def _fill_self(self) -> None:
+        fill, self._fill = self._fill, None  # cleared first, so filling runs once
+        if fill is not None:
+            fill(self)
+
+    # Every way argparse reads a parser's arguments goes through one of these three.
+    def parse_known_args(self, args=None, namespace=None):
+        self._fill_self()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._fill_self()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._fill_self()
+        return super().format_usage()
 
 
 @cache
@@ -39,6 +92,7 @@ def field_comments(cls: type) -> dict[str, str]:
     """Each field's comment in ``cls``'s source: the one on its line, else the comment
     lines right above it.
 
+    >>> from textrnn.train import TrainConfig
     >>> field_comments(TrainConfig)["epochs"]
     'passes over the training data'
     """
@@ -160,9 +214,14 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run already in --out (without it, or --resume, "
                              "a run folder that holds a run is refused)")
-    add_config_flags(parser, TrainConfig, skip=_TRAIN_SKIP, choices=_TRAIN_CHOICES)
+    from textrnn.train import OPTIMIZERS, SCHEDULES, TrainConfig  # torch: see the docstring
+
+    add_config_flags(parser, TrainConfig, skip=_TRAIN_SKIP, choices={
+        "optimizer": sorted(OPTIMIZERS), "schedule": SCHEDULES, "budget_clock": ("wall", "cpu")})
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` that :func:`add_train_flags`' flags describe."""
+    from textrnn.train import TrainConfig
+
     return make_config(TrainConfig, **config_kwargs(TrainConfig, args))

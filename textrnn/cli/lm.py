@@ -19,23 +19,18 @@ import sys
 import time
 from collections.abc import Generator
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from textrnn import checkpoint
-from textrnn.checkpoint import Bundle
 from textrnn.cli import common, flags
-from textrnn.data.shakespeare import prepare_shakespeare
-from textrnn.device import resolve_device
-from textrnn.layers import IMPLS, LAYERS
-from textrnn.models.lm import LMConfig
-from textrnn.pipelines import lm
 from textrnn.tokenize import TOKENIZERS
-from textrnn.train import TrainConfig, fit
+
+# The model, layer, pipeline and trainer modules import torch: each function below imports
+# what it uses, so that building the parser (textrnn --help) does not.
+if TYPE_CHECKING:
+    from textrnn.checkpoint import Bundle
 
 TASK = "lm"
 HELP = "language model on a UTF-8 text file (char or word level)"
-_CHOICES = {"level": sorted(TOKENIZERS), "cell": sorted(LAYERS), "impl": IMPLS,
-            "softmax": ("full", "adaptive")}
 T = TypeVar("T")
 
 
@@ -49,9 +44,14 @@ def _cutoffs(text: str) -> tuple[int, ...]:
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
     """The data and model flags of ``train lm``."""
+    from textrnn.layers import IMPLS, LAYERS
+    from textrnn.models.lm import LMConfig
+
     parser.add_argument("--valid", metavar="FILE",
                         help="validation text (default: the last 10%% of the lines of --data)")
-    flags.add_config_flags(parser, LMConfig, skip=("cutoffs",), choices=_CHOICES)
+    flags.add_config_flags(parser, LMConfig, skip=("cutoffs",), choices={
+        "level": sorted(TOKENIZERS), "cell": sorted(LAYERS), "impl": IMPLS,
+        "softmax": ("full", "adaptive")})
     parser.add_argument("--cutoffs", type=_cutoffs, default=(), metavar="IDS",
                         help=flags.field_comments(LMConfig)["cutoffs"] + ". E.g. 2000,5000")
     parser.add_argument("--bptt", type=int, default=128,
@@ -64,6 +64,9 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """``train lm``: build the run through the pipeline, then fit it."""
+    from textrnn.models.lm import LMConfig
+    from textrnn.pipelines import lm
+
     run = lm.build(args.data, valid=args.valid, bptt=args.bptt, min_count=args.min_count,
                    max_vocab=args.max_vocab, batch_size=args.batch_size, seed=args.seed,
                    **flags.config_kwargs(LMConfig, args))
@@ -78,6 +81,8 @@ def add_eval_flags(group: argparse._ArgumentGroup) -> None:
 
 def evaluate(bundle: Bundle, args: argparse.Namespace) -> dict:
     """Loss, perplexity and bits per token on ``args.data``."""
+    from textrnn.pipelines import lm
+
     return lm.evaluate(bundle, args.data, bptt=args.bptt, batch_size=args.batch_size)
 
 
@@ -99,6 +104,8 @@ def _stream(pieces: Generator[str, None, T]) -> T:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """``sample``: stream text from a language model; with --abc/--midi, write a tune."""
+    from textrnn.pipelines import lm
+
     bundle = common.load(args, task=TASK)
     options = dict(max_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k,
                    no_unk=args.no_unk, seed=args.seed)
@@ -118,6 +125,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """``score``: which sentence does a language model find more likely?"""
+    from textrnn.pipelines import lm
+
     bundle = common.load(args, task=TASK)
     for sentence, logp, n in lm.score(bundle, args.sentences):
         print(f"{logp:10.3f}  ({logp / n:7.3f} per token)  {sentence}")
@@ -134,6 +143,12 @@ DEMO_TRAIN = dict(lr=5e-3, schedule="linear")
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``demo``: Shakespeare data, a short char-LSTM run, then a sample."""
+    from textrnn import checkpoint
+    from textrnn.data.shakespeare import prepare_shakespeare
+    from textrnn.device import resolve_device
+    from textrnn.pipelines import lm
+    from textrnn.train import TrainConfig, fit
+
     start = time.monotonic()
     data, out = Path(args.data_dir), Path(args.out)
     if not all((data / f"{split}.txt").is_file() for split in ("train", "valid")):

@@ -4,19 +4,23 @@ flags and printing over :mod:`textrnn.pipelines.qa` and :mod:`textrnn.chat`."""
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 
 from textrnn.cli import common, flags
 from textrnn.data.babi import GENERATED_TASK
 from textrnn.errors import TextrnnError
-from textrnn.models.qa import ARCHS, QAConfig
-from textrnn.pipelines import qa
+
+# The model and pipeline modules import torch: each function below imports what it uses,
+# so that building the parser (textrnn --help) does not.
 
 TASK = "qa"
 HELP = "question answering on bAbI-format stories (the chatbot)"
 
 
 def _tasks(text: str) -> list[int] | None:
+    from textrnn.pipelines import qa
+
     try:
         return qa.parse_tasks(text)
     except ValueError as err:
@@ -25,6 +29,9 @@ def _tasks(text: str) -> list[int] | None:
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
     """The data and model flags of ``train qa``."""
+    from textrnn.models.qa import ARCHS, QAConfig
+    from textrnn.pipelines import qa
+
     parser.add_argument("--tasks", type=_tasks, default=None, metavar="LIST",
                         help="bAbI tasks to train jointly, e.g. 1,6 or all (default: all found "
                              "in --data)")
@@ -45,6 +52,9 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """``train qa``: build the data and model, then fit."""
+    from textrnn.models.qa import QAConfig
+    from textrnn.pipelines import qa
+
     run = qa.build(args.data, tasks=args.tasks, batch_size=args.batch_size, seed=args.seed,
                    **flags.config_kwargs(QAConfig, args, skip=qa.DERIVED))
     return common.train(args, run)
@@ -58,6 +68,8 @@ def add_eval_flags(group: argparse._ArgumentGroup) -> None:
 
 def evaluate(bundle, args: argparse.Namespace) -> dict:
     """Per-task test accuracy (see :func:`textrnn.pipelines.qa.evaluate`)."""
+    from textrnn.pipelines import qa
+
     return qa.evaluate(bundle, args.data, tasks=args.tasks, batch_size=args.batch_size)
 
 
@@ -95,7 +107,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     print(f"loaded {args.checkpoint}: {info['arch']} trained on task(s) "
           f"{', '.join(map(str, answerer.bundle.config.tasks)) or '?'}"
           + (f", validation accuracy {acc:.1%}" if acc is not None else ""), file=sys.stderr)
-    return repl(ChatSession(answerer))
+    return repl(ChatSession(answerer), history=args.history)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -106,12 +118,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise TextrnnError(f"textrnn serve needs the web extra ({err.name} is missing): "
                            "pip install 'textrnn[serve]'") from None
     sessions = args.sessions or f"{args.checkpoint}.sessions.sqlite"
-    app = create_app(_answerer(args), sessions=sessions, max_sessions=args.max_sessions,
-                     session_ttl_s=args.session_ttl, max_message_chars=args.max_message_chars)
-    print(f"textrnn chat on http://{args.host}:{args.port}/  (API schema: /docs; "
-          f"sessions in {sessions})", flush=True)
-    run_server(app, host=args.host, port=args.port)
+    with _listen(args.host, args.port) as sock:  # first, so a busy port fails fast
+        app = create_app(_answerer(args), sessions=sessions, max_sessions=args.max_sessions,
+                         session_ttl_s=args.session_ttl,
+                         max_message_chars=args.max_message_chars)
+        port = sock.getsockname()[1]  # the one the system chose for --port 0
+        print(f"textrnn chat on http://{args.host}:{port}/  (API schema: /docs; "
+              f"sessions in {sessions})", flush=True)
+        run_server(app, sock=sock)
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``, handed to uvicorn; bound here so that a busy
+    port is one line (``textrnn: error: ...``), said before the server claims to be up."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        # As uvicorn binds: a restarted server may take a port its old connections linger on.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)  # uvicorn's backlog
+    except OSError as err:
+        sock.close()
+        raise TextrnnError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    return sock
 
 
 def add_commands(commands) -> None:
@@ -120,9 +150,13 @@ def add_commands(commands) -> None:
         "chat", help="chat with a question-answering model in the terminal",
         description="Tell the bot a story, one or more sentences per line; a line ending in '?' "
         "is answered with the model's confidence and the sentences it used. Commands: /story, "
-        "/reset, /help, /quit. Reads standard input, so it works with a pipe too.",
+        "/reset, /help, /quit; at a terminal, lines are edited and recalled with readline. Reads "
+        "standard input, so it works with a pipe too.",
     )
     chat.add_argument("--checkpoint", required=True, metavar="FILE", help="a qa checkpoint")
+    chat.add_argument("--history", metavar="FILE", default=None,
+                      help="keep the lines typed at the terminal in FILE, to recall them "
+                           "(up arrow, Ctrl-R) in later chats (default: this chat only)")
     flags.add_device_flags(chat)
     chat.set_defaults(func=cmd_chat)
 

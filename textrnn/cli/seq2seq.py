@@ -13,25 +13,30 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 
-from textrnn.checkpoint import Bundle
 from textrnn.cli import common, flags
 from textrnn.errors import TextrnnError
-from textrnn.layers import IMPLS
-from textrnn.models.seq2seq import ATTENTIONS, CELLS, Seq2SeqConfig
-from textrnn.pipelines import seq2seq
+
+# The model, layer and pipeline modules import torch: each function below imports what it
+# uses, so that building the parser (textrnn --help) does not.
+if typing.TYPE_CHECKING:
+    from textrnn.checkpoint import Bundle
 
 TASK = "seq2seq"
 HELP = "translation on a TSV of sentence pairs (attention encoder-decoder)"
-_CHOICES = {"attention": ATTENTIONS, "cell": CELLS, "impl": IMPLS}
 
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
     """The data and model flags of ``train seq2seq``."""
+    from textrnn.layers import IMPLS
+    from textrnn.models.seq2seq import ATTENTIONS, CELLS, Seq2SeqConfig
+
     parser.add_argument("--valid", metavar="FILE",
                         help="validation pairs (default: valid.tsv beside a train.tsv, "
                              "else the last 5%% of --data)")
-    flags.add_config_flags(parser, Seq2SeqConfig, choices=_CHOICES)
+    flags.add_config_flags(parser, Seq2SeqConfig,
+                           choices={"attention": ATTENTIONS, "cell": CELLS, "impl": IMPLS})
     parser.add_argument("--min-count", type=int, default=2,
                         help="drop words seen fewer times in training (default: %(default)s)")
     parser.add_argument("--max-vocab", type=int, default=16000,
@@ -42,6 +47,9 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """``train seq2seq``: build the run through the pipeline, then fit it."""
+    from textrnn.models.seq2seq import Seq2SeqConfig
+    from textrnn.pipelines import seq2seq
+
     run = seq2seq.build(args.data, valid=args.valid, min_count=args.min_count,
                         max_vocab=args.max_vocab, batch_size=args.batch_size, seed=args.seed,
                         **flags.config_kwargs(Seq2SeqConfig, args))
@@ -70,6 +78,8 @@ def add_eval_flags(group: argparse._ArgumentGroup) -> None:
 
 def evaluate(bundle: Bundle, args: argparse.Namespace) -> dict:
     """Test loss, BLEU and chrF of ``args.data``, greedy and with ``--beam``."""
+    from textrnn.pipelines import seq2seq
+
     return seq2seq.evaluate(bundle, args.data, beam_size=args.beam, batch_size=args.batch_size,
                             max_len=args.max_output_len or None,
                             length_penalty=args.length_penalty, limit=args.limit or None,
@@ -94,6 +104,8 @@ def format_eval(results: dict) -> str:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     """``translate``: print one translation per input sentence."""
+    from textrnn.pipelines import seq2seq
+
     bundle = common.load(args, task=TASK)
     sentences = common.texts_or_stdin(args.sentences, "translate")
     show = args.show_attention

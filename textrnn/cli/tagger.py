@@ -15,9 +15,10 @@ import argparse
 
 from textrnn.cli import common, flags
 from textrnn.data.conll import bio_spans
-from textrnn.models.tagger import CHAR_ENCODERS, CONTEXTS, TaggerConfig
-from textrnn.pipelines import tagger
 from textrnn.tokenize import word_tokenize
+
+# The model and pipeline modules import torch: each function below imports what it uses,
+# so that building the parser (textrnn --help) does not.
 
 TASK = "tagger"
 HELP = "named-entity tagging of CoNLL column files (BiLSTM + chars, softmax or CRF)"
@@ -34,6 +35,8 @@ _HELP = {
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
     """The data flags of ``train tagger``, and one per :class:`TaggerConfig` setting."""
+    from textrnn.models.tagger import CHAR_ENCODERS, CONTEXTS, TaggerConfig
+
     parser.add_argument("--valid", metavar="FILE",
                         help="validation file (default: valid.txt beside --data if there, "
                              "else the last 10%% of its sentences)")
@@ -64,6 +67,9 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """``train tagger``: build the run with the pipeline, then fit it."""
+    from textrnn.models.tagger import TaggerConfig
+    from textrnn.pipelines import tagger
+
     run = tagger.build(args.data, valid=args.valid, train_also=args.train_also,
                        min_count=args.min_count, unk_replace=args.unk_replace,
                        word_dropout=args.word_dropout, batch_size=args.batch_size,
@@ -94,6 +100,8 @@ def add_eval_flags(group: argparse._ArgumentGroup) -> None:
 
 def evaluate(bundle, args: argparse.Namespace) -> dict:
     """Entity-level scores on the CoNLL file ``--data``, with any ``--ensemble`` members."""
+    from textrnn.pipelines import tagger
+
     bundle = tagger.join_ensemble(bundle, args.ensemble, first=args.checkpoint)
     return tagger.evaluate(bundle, args.data, agreement=args.agreement,
                            batch_size=args.batch_size)
@@ -115,6 +123,8 @@ def format_eval(results: dict) -> str:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     """``tag``: print each sentence's tokens with their tags, then its entities."""
+    from textrnn.pipelines import tagger
+
     bundle = common.load(args, task=TASK)
     bundle = tagger.join_ensemble(bundle, args.ensemble, first=args.checkpoint)
     token_lists = [word_tokenize(t) for t in common.texts_or_stdin(args.texts, "tag")]
