@@ -11,11 +11,12 @@ from test_qa import toy_setup, train
 from textrnn.models.qrn import QRNCell, _share, qrn_layer
 
 
+@pytest.mark.parametrize("compare", [True, False])
 @pytest.mark.parametrize("vector_gates", [False, True])
-def test_cell_follows_the_equations_and_passes_gradcheck(vector_gates):
+def test_cell_follows_the_equations_and_passes_gradcheck(vector_gates, compare):
     torch.manual_seed(0)
     B, S, d = 2, 3, 4
-    cell = QRNCell(d, vector_gates).double()
+    cell = QRNCell(d, vector_gates, compare).double()
     x, q = (torch.randn(B, S, d, dtype=torch.double, requires_grad=True) for _ in range(2))
     z, r, candidate, log_keep = cell(x, q)
     assert torch.allclose(log_keep, torch.log1p(-z))
@@ -25,7 +26,8 @@ def test_cell_follows_the_equations_and_passes_gradcheck(vector_gates):
             xq = x[b, t] * q[b, t]
             assert torch.allclose(z[b, t], torch.sigmoid(cell.W_z.weight @ xq + cell.W_z.bias))
             assert torch.allclose(r[b, t], torch.sigmoid(cell.W_r.weight @ xq + cell.W_r.bias))
-            h = torch.tanh(cell.W_h.weight @ torch.cat([x[b, t], q[b, t]]) + cell.W_h.bias)
+            read = [x[b, t], q[b, t], xq] if compare else [x[b, t], q[b, t]]
+            h = torch.tanh(cell.W_h.weight @ torch.cat(read) + cell.W_h.bias)
             assert torch.allclose(candidate[b, t], h)
     assert torch.autograd.gradcheck(lambda x, q: torch.cat(cell(x, q), -1), (x, q))
 

@@ -48,6 +48,7 @@ class QAConfig:
     memory_slots: int = 20  # M, memory slots with keys (entnet; Henaff et al. use 20)
     qrn_layers: int = 2  # K stacked layers, both directions below the top (qrn; the paper's 2)
     vector_gates: bool = False  # update and reset gates of width d, not scalars (qrn)
+    qrn_compare: bool = True  # the candidate also reads x ∘ q, to compare slots (qrn; ours)
     entity_slots: int = 0  # K: unseen words read as @ent1..@entK (textrnn.data.entities); 0=off
     entity_dropout: float = 0.5  # training: share of stories that read known names as slots
     slot_draws: int = 8  # answering: average over this many numberings of the slots

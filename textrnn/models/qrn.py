@@ -7,8 +7,15 @@ with the layer's query q_t::
 
     z_t = σ(W_z (x_t ∘ q_t) + b_z)          update gate: does x_t concern q_t? (scalar)
     r_t = σ(W_r (x_t ∘ q_t) + b_r)          reset gate: does it cancel what was known?
-    h̃_t = tanh(W_h [x_t; q_t] + b_h)        candidate reduced query
+    h̃_t = tanh(W_h [x_t; q_t; x_t ∘ q_t] + b_h)   candidate reduced query
     h_t = z_t r_t h̃_t + (1 - z_t) h_{t-1}   h_0 = 0
+
+The x_t ∘ q_t in the candidate is ours (the paper's reads [x_t; q_t]): entity slots
+(``@ent3``) are numbered afresh in every story, so "is the place of x_t the one q_t
+asks about?" must be an identity test, and Σ_k (x ∘ q)_k is a dot product that one
+linear layer can read, while tanh(W [x; q]) cannot compare two arbitrary vectors.
+Without it, a default model trained on en-10k tasks 1,6 fell 1.6 points on task 6
+with renamed names (``compare=False`` keeps the paper's form).
 
 The gates read x_t and q_t only, never h_{t-1}, so everything, the recurrence too,
 is computed for every t at once (:func:`qrn_layer`). Layers stack: layer k+1 reads the same
@@ -39,14 +46,16 @@ class QRNCell(nn.Module):
     Args:
         dim: d, the width of sentences and queries.
         vector_gates: z and r of width d instead of scalars (the paper's "vector gate").
+        compare: the candidate also reads x ∘ q (see the module docstring).
     """
 
-    def __init__(self, dim: int, vector_gates: bool = False) -> None:
+    def __init__(self, dim: int, vector_gates: bool = False, compare: bool = True) -> None:
         super().__init__()
         gate_dim = dim if vector_gates else 1
+        self.compare = compare
         self.W_z = nn.Linear(dim, gate_dim)
         self.W_r = nn.Linear(dim, gate_dim)
-        self.W_h = nn.Linear(2 * dim, dim)
+        self.W_h = nn.Linear((3 if compare else 2) * dim, dim)
 
     def forward(self, x: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Args: x (B, S, d) sentences; q (B, S, d) the query each one meets.
@@ -55,9 +64,11 @@ class QRNCell(nn.Module):
             z, r (B, S, g) gates (g = 1 or d); candidate h̃ (B, S, d); and log(1 - z)
             (B, S, g), exact where z rounds to 1 (it is log σ(-a) of z's pre-activation a).
         """
-        z_pre = self.W_z(x * q)  # (B, S, g)
-        r = torch.sigmoid(self.W_r(x * q))  # (B, S, g)
-        candidate = torch.tanh(self.W_h(torch.cat([x, q], -1)))  # (B, S, d)
+        xq = x * q  # (B, S, d)
+        z_pre = self.W_z(xq)  # (B, S, g)
+        r = torch.sigmoid(self.W_r(xq))  # (B, S, g)
+        parts = [x, q, xq] if self.compare else [x, q]
+        candidate = torch.tanh(self.W_h(torch.cat(parts, -1)))  # (B, S, d)
         return torch.sigmoid(z_pre), r, candidate, F.logsigmoid(-z_pre)
 
 
@@ -100,7 +111,8 @@ def qrn_layer(cell: QRNCell, x: Tensor, q: Tensor, mask: Tensor,
 class QRN(QANet):
     """The Query-Reduction Network as a textrnn QA network (``arch="qrn"``).
 
-    Uses ``embedding_size`` (d), ``qrn_layers`` (K), ``vector_gates`` and ``init_std``;
+    Uses ``embedding_size`` (d), ``qrn_layers`` (K), ``vector_gates``, ``qrn_compare``
+    and ``init_std``;
     sentences and question are position-encoded bags of words (as in MemN2N).
     """
 
@@ -111,10 +123,10 @@ class QRN(QANet):
         self.embedding = nn.Embedding(config.vocab_size, d, padding_idx=0)
         nn.init.normal_(self.embedding.weight, std=config.init_std)
         self.embedding.weight.data[0].zero_()
-        self.forward_cells = nn.ModuleList(QRNCell(d, config.vector_gates) for _ in range(K))
+        cell = {"vector_gates": config.vector_gates, "compare": config.qrn_compare}
+        self.forward_cells = nn.ModuleList(QRNCell(d, **cell) for _ in range(K))
         # the top layer's backward states would feed no layer: K - 1 backward cells
-        self.backward_cells = nn.ModuleList(QRNCell(d, config.vector_gates)
-                                            for _ in range(K - 1))
+        self.backward_cells = nn.ModuleList(QRNCell(d, **cell) for _ in range(K - 1))
         self.W_y = nn.Linear(d, config.num_answers, bias=False)
 
     def _encode(self, ids: Tensor) -> Tensor:
