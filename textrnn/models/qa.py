@@ -1,21 +1,18 @@
 """Question answering over bAbI stories: the registered model and its architectures.
 
-``QAConfig.arch`` picks the network: :class:`~textrnn.models.memn2n.MemN2N`
-(End-To-End Memory Networks, the default; its equations are in its module),
-:class:`~textrnn.models.entnet.EntNet` (Recurrent Entity Network),
-:class:`~textrnn.models.qrn.QRN` (Query-Reduction Network) or
-:class:`~textrnn.models.lstm_reader.LSTMReader` (the Keras bAbI example's model),
-all over the contract of :mod:`textrnn.models.qa_base`.
+``QAConfig.arch`` picks the network: :class:`~textrnn.models.qrn.QRN`
+(Query-Reduction Network, the default), :class:`~textrnn.models.memn2n.MemN2N`
+(End-To-End Memory Networks), :class:`~textrnn.models.entnet.EntNet` (Recurrent
+Entity Network) or :class:`~textrnn.models.lstm_reader.LSTMReader` (the Keras bAbI
+example's model), all over the contract of :mod:`textrnn.models.qa_base`.
 
-Expected results (1 CPU thread, Adam, batch 32, clip 40, 3 hops, d 50, PE+TE+LS+RN,
-``textrnn train qa``'s defaults: lr 0.005 decayed linearly to 0 over 30 epochs,
-answer_hidden 64, 12 entity slots): tasks 1 and 6 of en-10k trained jointly reach
-100% / 100% test accuracy (~100 s), and 100% / 100% with every name and place
-renamed (``textrnn data renamed``); the generated four-kind stories (20k
-questions) 99.1% in ~130 s. Before entity slots (20 epochs): QA1-10k passed 98.6%
-after 2 epochs (~6 s) and QA6-10k reached 99.8% (~35 s; without the answer layer
-QA6 stays at 93-97% whatever the lr schedule). EntNet: QA1-10k 100% test within a
-3-minute budget.
+Expected results (1 CPU thread, ``textrnn train qa``'s defaults: QRN, 2 layers, d 50,
+Adam lr 0.005 decayed linearly over 30 epochs, batch 32 bucketed by story length,
+clip 40, 12 entity slots): en-10k tasks 1 and 6 trained jointly reach 100% / 100%
+test accuracy in ~2 min, and 100% / 100% with every name and place renamed
+(``textrnn data renamed``); en (1k) tasks 1,6 reach QA1 100% and QA6 98.4-99.7%
+over seeds 1-3. MemN2N (``arch="memn2n"``, with ``answer_hidden=64``): the same
+10k figures, but QA6-1k at 86-93%. docs/results.md has every figure's command.
 """
 
 from __future__ import annotations
