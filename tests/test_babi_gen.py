@@ -39,7 +39,8 @@ def stories(lines):
             story = []
         if "\t" in text:
             question, answer, support = text.split("\t")
-            story.append((int(line_id), question.rstrip(), answer, [int(i) for i in support.split()]))
+            support_ids = [int(i) for i in support.split()]
+            story.append((int(line_id), question.rstrip(), answer, support_ids))
         else:
             story.append((int(line_id), text))
     if story:

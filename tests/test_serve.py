@@ -206,10 +206,13 @@ def test_least_recently_used_session_is_evicted(make_client):
     assert client.get("/api/health").json()["sessions"] == 2
 
 
-def test_concurrent_statements_to_one_session_are_all_kept(answerer):
-    """20 threads over a real socket on 127.0.0.1; no statement is lost."""
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_concurrent_statements_to_one_session_are_all_kept(answerer, tmp_path, store):
+    """20 threads over a real socket on 127.0.0.1; no statement is lost, in either store."""
     statements = [f"Mary moved to the kitchen {i}." for i in range(20)]
-    with background_server(create_app(answerer)) as url, httpx.Client(base_url=url) as http:
+    sessions = ":memory:" if store == "memory" else str(tmp_path / "sessions.sqlite")
+    app = create_app(answerer, sessions=sessions)
+    with background_server(app) as url, httpx.Client(base_url=url) as http:
         assert url.startswith("http://127.0.0.1:")
         session_id = http.post("/api/sessions").json()["id"]
         start = threading.Barrier(len(statements))

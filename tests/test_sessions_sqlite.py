@@ -26,7 +26,7 @@ from textrnn.chat import Answer, Answerer
 from textrnn.cli import main
 from textrnn.errors import DataError
 from textrnn.rounding import round_floats
-from textrnn.serve import background_server, create_app
+from textrnn.serve import create_app
 from textrnn.session_db import SqliteSessionStore, open_store
 from textrnn.sessions import SessionNotFound, SessionStore
 
@@ -307,24 +307,6 @@ def test_the_api_over_sqlite_and_a_restart(answerer, tmp_path):
         time.sleep(0.3)
         response = client.get(f"/api/sessions/{session_id}")
         assert response.status_code == 404 and "expired" in response.json()["detail"]
-
-
-def test_concurrent_statements_in_one_process_are_all_kept(answerer, tmp_path):
-    statements = [f"Mary moved to the kitchen {i}." for i in range(20)]
-    app = create_app(answerer, sessions=str(tmp_path / "sessions.sqlite"))
-    with background_server(app) as url, httpx.Client(base_url=url) as http:
-        session_id = http.post("/api/sessions").json()["id"]
-        start = threading.Barrier(len(statements))
-
-        def post(text: str) -> int:
-            start.wait()
-            return http.post(f"/api/sessions/{session_id}/messages", json={"text": text}
-                             ).status_code
-
-        with ThreadPoolExecutor(len(statements)) as pool:
-            assert set(pool.map(post, statements)) == {200}
-        story = http.get(f"/api/sessions/{session_id}").json()["story"]
-    assert sorted(story) == sorted(statements)
 
 
 def test_sqlite_is_never_called_on_the_event_loop(answerer, tmp_path, monkeypatch):

@@ -34,14 +34,14 @@ log = logging.getLogger(__name__)
 
 GENERATED_PREFIX = "generated_qa_"  # textrnn data generate wrote generated_qa_{split}.txt
 GENERATED_TASK = 0  # task id of generated stories and single files (no bAbI task number)
-SPLITS = ("train", "valid", "test")
+SPLITS = ("train", "valid", "test")  # "valid" exists in bAbI's en-valid/ folders
 # The names bAbI v1.2 gives its tasks in its file names (qa6_yes-no-questions_train.txt).
 TASK_NAMES = dict(enumerate((
     "single-supporting-fact", "two-supporting-facts", "three-supporting-facts",
     "two-arg-relations", "three-arg-relations", "yes-no-questions", "counting", "lists-sets",
     "simple-negation", "indefinite-knowledge", "basic-coreference", "conjunction",
     "compound-coreference", "time-reasoning", "basic-deduction", "basic-induction",
-    "positional-reasoning", "size-reasoning", "path-finding", "agents-motivations"), start=1))  # "valid" exists in bAbI's en-valid/ folders
+    "positional-reasoning", "size-reasoning", "path-finding", "agents-motivations"), start=1))
 
 # "12 Mary moved to the bathroom." -> id "12", text "Mary moved to the bathroom."
 _LINE_RE = re.compile(r"([0-9]+)(?:[ \t]+(.*))?")

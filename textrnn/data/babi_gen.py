@@ -26,8 +26,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from textrnn.data.babi import TASK_NAMES
-from textrnn.data.babi_puzzles import (indefinite_story, negation_story, path_story,
-                                       positional_story, size_story, time_story)
+from textrnn.data.babi_puzzles import (
+    indefinite_story,
+    negation_story,
+    path_story,
+    positional_story,
+    size_story,
+    time_story,
+)
 from textrnn.data.babi_story import StoryMaker
 from textrnn.data.babi_worlds import KINDS as WORLD_KINDS
 from textrnn.data.babi_worlds import world_story

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from textrnn.attention import masked_softmax
-from textrnn.models.qa_base import QAConfig, QANet
+from textrnn.models.qa_base import QAConfig, QANet, word_embedding
 
 MAX_SENTENCE_WORDS = 32  # position masks learned for this many words; later ones share the last
 
@@ -91,9 +91,7 @@ class EntNet(QANet):
         super().__init__()
         self.config = config
         d, M = config.embedding_size, config.memory_slots
-        self.embedding = nn.Embedding(config.vocab_size, d, padding_idx=0)
-        nn.init.normal_(self.embedding.weight, std=config.init_std)
-        self.embedding.weight.data[0].zero_()
+        self.embedding = word_embedding(config)
         self.story_mask = nn.Parameter(torch.ones(MAX_SENTENCE_WORDS, d))  # f_i
         self.question_mask = nn.Parameter(torch.ones(MAX_SENTENCE_WORDS, d))  # f'_i
         self.keys = nn.Parameter(torch.randn(M, d) * config.init_std)  # w_j

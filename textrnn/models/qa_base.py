@@ -55,6 +55,15 @@ class QAConfig:
     tasks: list[int] = field(default_factory=list)  # bAbI tasks trained on; metadata only
 
 
+def word_embedding(config: QAConfig) -> nn.Embedding:
+    """The word table e of a QA network: (vocab_size, embedding_size), N(0, init_std²) as
+    in the MemN2N paper, with the padding row 0 and kept 0."""
+    embedding = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=0)
+    nn.init.normal_(embedding.weight, std=config.init_std)
+    embedding.weight.data[0].zero_()
+    return embedding
+
+
 class QANet(nn.Module):
     """The task contract shared by every QA network: loss, predict, evaluate.
 

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from textrnn.attention import masked_softmax
 from textrnn.models.memn2n import position_encoding
-from textrnn.models.qa_base import QAConfig, QANet
+from textrnn.models.qa_base import QAConfig, QANet, word_embedding
 
 
 class QRNCell(nn.Module):
@@ -120,9 +120,7 @@ class QRN(QANet):
         super().__init__()
         self.config = config
         d, K = config.embedding_size, config.qrn_layers
-        self.embedding = nn.Embedding(config.vocab_size, d, padding_idx=0)
-        nn.init.normal_(self.embedding.weight, std=config.init_std)
-        self.embedding.weight.data[0].zero_()
+        self.embedding = word_embedding(config)
         cell = {"vector_gates": config.vector_gates, "compare": config.qrn_compare}
         self.forward_cells = nn.ModuleList(QRNCell(d, **cell) for _ in range(K))
         # the top layer's backward states would feed no layer: K - 1 backward cells
