@@ -256,3 +256,18 @@ def test_unknown_best_metric_is_a_clear_error(make_tiny_lm, run_dir) -> None:
     model, _, train, val = make_tiny_lm()
     with pytest.raises(TextrnnError, match="'val_acc' is not among"):
         fit(model, train, val, _cfg(max_steps=2, best_metric="val_acc"), run_dir)
+
+
+def test_a_tie_on_the_best_metric_goes_to_the_lower_validation_loss(make_tiny_lm,
+                                                                   run_dir) -> None:
+    model, _, train, val = make_tiny_lm(dropout=0.0)
+    scripted = iter([{"val_acc": 0.9, "val_loss": 0.5}, {"val_acc": 1.0, "val_loss": 0.3},
+                     {"val_acc": 1.0, "val_loss": 0.1}, {"val_acc": 1.0, "val_loss": 0.2},
+                     {"val_acc": 0.95, "val_loss": 0.05}])
+    model.evaluate = lambda batches: next(scripted)
+    cfg = _cfg(max_steps=25, eval_every=5, best_metric="val_acc", best_mode="max",
+               patience=2)
+    result = fit(model, train, val, cfg, run_dir)
+    best = checkpoint.load(run_dir / "best.pt")
+    assert best.step == 15 and best.metrics == {"val_acc": 1.0, "val_loss": 0.1}
+    assert result["step"] == 25  # the tie at step 15 was an improvement for patience too

@@ -12,7 +12,7 @@ What lands in ``out_dir``:
 - ``curves.png``: train loss and validation metrics against steps, redrawn at
   every evaluation;
 - ``last.pt`` at every evaluation (and on Ctrl-C), ``best.pt`` whenever
-  ``cfg.best_metric`` improves.
+  ``cfg.best_metric`` improves, or ties with a lower validation loss.
 
 Resuming (``resume=True``) restores weights, optimizer, scheduler, RNG states
 and the position inside the epoch from ``last.pt``. On CPU, a run stopped at a
@@ -47,6 +47,10 @@ from textrnn.errors import CheckpointError, TextrnnError
 from textrnn.progress import Progress
 from textrnn.runlog import RunLog, lock_run_folder
 
+# A tie on best_metric goes to the lower validation loss: accuracy saturates (100% on
+# bAbI validation within an epoch or two) long before the model stops getting better,
+# and the first checkpoint to reach 100% read renamed names 4 points worse than the last.
+TIE_BREAK = "val_loss"
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 SCHEDULES = ("none", "plateau", "linear")
 # TrainConfig fields a resumed run may change: how long it runs, how often it reports and
@@ -87,7 +91,7 @@ class TrainConfig:
     # shared machine)
     budget_clock: str = "wall"
     # stop once the best-checkpoint metric reaches this value (e.g. 1.0 for accuracy);
-    # best.pt is the same as a full run's, as a tie never replaces it
+    # best.pt is then the first checkpoint to reach it
     stop_at: float = math.nan
     # stop once this many evaluations in a row have not bettered the best-checkpoint
     # metric (early stopping); 0 = never
@@ -213,7 +217,8 @@ def _restore(path: Path, raw: dict, model: nn.Module, optimizer, scheduler) -> d
         reason = " ".join(str(err).split())[:200] or type(err).__name__  # one line
         raise CheckpointError(f"{path}: cannot resume from it: {reason}") from err
     # The loop's own counters, type-checked: they go into comparisons and sums.
-    counters = {"best": (int, float, type(None)), "elapsed": (int, float),
+    counters = {"best": (int, float, type(None)), "best_loss": (int, float, type(None)),
+                "elapsed": (int, float),
                 "budget_used": (int, float), "stale": (int,)}
     extra = {name: raw["extra"][name] for name in counters if name in raw["extra"]}
     for name, value in extra.items():
@@ -310,8 +315,15 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
     def finished() -> bool:  # stop_at reached, or patience run out
         return reached(s["best"]) or (cfg.patience > 0 and s["stale"] >= cfg.patience)
 
-    s = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "elapsed": 0.0,
-         "budget_used": 0.0, "stale": 0}  # stale: evaluations since the best one
+    def improves(value: float, metrics: dict) -> bool:  # better, or a tie of lower loss
+        if s["best"] is None or better(value, s["best"]):
+            return True
+        loss, best_loss = metrics.get(TIE_BREAK), s["best_loss"]
+        return (value == s["best"] and cfg.best_metric != TIE_BREAK and loss is not None
+                and best_loss is not None and loss < best_loss)
+
+    s = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_loss": None,
+         "elapsed": 0.0, "budget_used": 0.0, "stale": 0}  # stale: evaluations since the best
     last_metrics: dict = {}
     if resume:
         path = out / "last.pt"
@@ -335,7 +347,8 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
             batch_in_epoch=s["batch_in_epoch"],
             metrics=metrics,
             train_config=asdict(cfg),
-            extra={"best": s["best"], "elapsed": time.monotonic() - started,
+            extra={"best": s["best"], "best_loss": s["best_loss"],
+                   "elapsed": time.monotonic() - started,
                    "budget_used": budget.used(), "stale": s["stale"]},
         )
 
@@ -361,8 +374,8 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
         progress.write(f"step {s['step']} " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         # best.pt first: it must hold the model these metrics were measured on, and
         # on_evaluate may change it (MemN2N's linear start ends by switching a softmax on).
-        if s["best"] is None or better(value, s["best"]):
-            s["best"], s["stale"] = value, 0
+        if improves(value, metrics):
+            s["best"], s["best_loss"], s["stale"] = value, metrics.get(TIE_BREAK), 0
             save("best.pt", metrics)
         elif scheduled:
             s["stale"] += 1
