@@ -40,6 +40,11 @@ def test_data_generate_refuses_a_kind_it_does_not_write(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["data", "generate", "--out", str(tmp_path), "--kinds", "1,4"])
     assert "the generator writes bAbI tasks 1,2,3,5" in capsys.readouterr().err
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(SystemExit):
+            main(["data", "generate", "--out", str(tmp_path), "--train", bad])
+        assert "number of questions >= 1" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written
 
 
 def test_real_babi_tasks_table(tmp_path, capsys):

@@ -53,6 +53,17 @@ def cmd_babi(args: argparse.Namespace) -> int:
 GENERATED_TRAIN = 5000  # training questions per generated kind: the quick start measured 1k, 3k, 5k
 
 
+def _at_least_one(text: str) -> int:
+    """A question count: a whole number of at least 1 (an empty file trains nothing)."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of questions >= 1, got {text!r}")
+    return count
+
+
 def _task_list(text: str) -> list[int]:
     """``"1,6"`` -> [1, 6], each a kind the generator writes."""
     from textrnn.data.babi_gen import KINDS
@@ -166,9 +177,9 @@ def add_commands(commands) -> None:
                    "negation, maybe, before/after, positions, sizes, paths). They are labelled "
                    "as generated data.",
                    cmd_generate, "data/generated")
-    gen.add_argument("--train", type=int, default=GENERATED_TRAIN,
+    gen.add_argument("--train", type=_at_least_one, default=GENERATED_TRAIN,
                      help="training questions per kind (default: %(default)s)")
-    gen.add_argument("--test", type=int, default=1000,
+    gen.add_argument("--test", type=_at_least_one, default=1000,
                      help="test questions per kind (default: %(default)s)")
     gen.add_argument("--kinds", type=_task_list, default=None, metavar="LIST",
                      help="bAbI task numbers of the kinds to write, e.g. 1,6 (default: all 13)")
