@@ -10,7 +10,7 @@ Expected results (1 CPU thread, ``textrnn train qa``'s defaults: QRN, 2 layers, 
 Adam lr 0.005 decayed linearly over 30 epochs, batch 32 bucketed by story length,
 clip 40, 12 entity slots): en-10k tasks 1 and 6 trained jointly reach 100% / 100%
 test accuracy in ~2 min, and 100% / 100% with every name and place renamed
-(``textrnn data renamed``); en (1k) tasks 1,6 reach QA1 100% and QA6 98.4-99.7%
+(``textrnn data renamed``); en (1k) tasks 1,6 reach QA1 100% and QA6 99.8-100%
 over seeds 1-3. MemN2N (``arch="memn2n"``, with ``answer_hidden=64``): the same
 10k figures, but QA6-1k at 86-93%. docs/results.md has every figure's command.
 """
