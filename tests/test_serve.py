@@ -267,3 +267,14 @@ def test_session_questions_go_through_the_batcher(client):
     client.post(f"/api/sessions/{session_id}/messages", json={"text": STORY[0]})
     reply = client.post(f"/api/sessions/{session_id}/messages", json={"text": "Where is Mary?"})
     assert reply.json()["kind"] == "answer" and batches == [1]
+
+
+def test_a_question_about_no_story_gets_the_chat_reply_everywhere(client):
+    from textrnn.chat import NO_STORY
+
+    reply = client.post("/api/answer", json={"story": [], "question": "Where is Mary?"})
+    assert reply.status_code == 422 and reply.json()["detail"] == NO_STORY
+    session_id = client.post("/api/sessions").json()["id"]
+    message = client.post(f"/api/sessions/{session_id}/messages",
+                          json={"text": "Where is Mary?"}).json()
+    assert message["text"] == NO_STORY

@@ -57,6 +57,11 @@ QUESTION_WORDS = frozenset(
     "will would has have had".split())
 
 
+# The reply to a question about no story, in the chat and the web API alike.
+NO_STORY = ("I haven't been told a story yet. Tell me what happened first, "
+            "e.g. 'Mary moved to the bathroom.'")
+
+
 @dataclass
 class Evidence:
     """A story sentence the model attended to."""
@@ -313,8 +318,7 @@ class ChatSession:
         with self._lock:
             story = list(self.story)
         if not story:
-            return Reply("info", "I haven't been told a story yet. Tell me what happened first, "
-                                 "e.g. 'Mary moved to the bathroom.'")
+            return Reply("info", NO_STORY)
         answer = self.answerer.answer(story, questions[-1])
         return Reply("answer", " ".join([format_answer(answer), *notes]), answer=answer,
                      added=statements, forgotten=forgotten)

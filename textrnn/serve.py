@@ -50,7 +50,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from textrnn.chat import Answer, Answerer, ChatSession, Reply
+from textrnn.chat import NO_STORY, Answer, Answerer, ChatSession, Reply
 from textrnn.rounding import round_floats
 from textrnn.serve_docs import add_docs
 from textrnn.session_db import MEMORY, open_store
@@ -355,6 +355,8 @@ def create_app(answerer: Answerer, sessions: str = MEMORY, **limits) -> FastAPI:
 
     @app.post("/api/answer", response_model=AnswerOut)
     async def answer(body: AnswerIn) -> dict:
+        if not body.story:  # what the chat says too, not a guess from an empty memory
+            raise HTTPException(status_code=422, detail=NO_STORY)
         return (await batcher.submit(body.story, body.question)).to_dict()
 
     @app.post("/api/sessions", status_code=201)
