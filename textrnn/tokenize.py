@@ -33,6 +33,22 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+_ZWJ = "\u200d"  # zero-width joiner: 👨 + ZWJ + 👩 is one emoji
+
+
+def _joins_previous(token: str, previous: str) -> bool:
+    """Whether ``token``, found right after ``previous`` with no space between, belongs to
+    the same word: it starts with a combining mark (Unicode M*: Devanagari and Thai vowel
+    signs, variation selectors), an emoji skin-tone modifier or a joiner; or ``previous``
+    ends with a mark or a joiner and ``token`` goes on with a letter or emoji."""
+    first, last = token[0], previous[-1]
+    skin_tone = "\U0001f3fb" <= first <= "\U0001f3ff"
+    if unicodedata.category(first)[0] == "M" or first == _ZWJ or skin_tone:
+        return True
+    ends_joined = unicodedata.category(last)[0] == "M" or last == _ZWJ
+    return ends_joined and unicodedata.category(first)[0] in "LNS"
+
+
 def word_tokenize(text: str, lower: bool = False) -> list[str]:
     """Split ``text`` into words and punctuation marks.
 
@@ -51,9 +67,31 @@ def word_tokenize(text: str, lower: bool = False) -> list[str]:
     ['東京', 'is', 'big', '.', '😀']
     >>> word_tokenize("   ")
     []
+
+    Vowel signs and other combining marks stay in their word, in any script; so do
+    emoji modifiers and joined emoji:
+
+    >>> word_tokenize("सीता रसोई में गई।")
+    ['सीता', 'रसोई', 'में', 'गई', '।']
+    >>> word_tokenize("ภาษาไทยง่าย")
+    ['ภาษาไทยง่าย']
+    >>> word_tokenize("مرحبا بالعالم! 你好，世界")
+    ['مرحبا', 'بالعالم', '!', '你好', '，', '世界']
+    >>> word_tokenize("👍🏽 👨\u200d👩\u200d👧!")
+    ['👍🏽', '👨\u200d👩\u200d👧', '!']
     """
     text = normalize(text)
-    tokens = _WORD_RE.findall(text)
+    tokens: list[str] = []
+    end = -1  # where the previous token ended
+    for match in _WORD_RE.finditer(text):
+        token = match.group()
+        # (ASCII never joins: the common case skips the Unicode lookups)
+        if (tokens and match.start() == end and (token[0] > "\x7f" or tokens[-1][-1] > "\x7f")
+                and _joins_previous(token, tokens[-1])):
+            tokens[-1] += token
+        else:
+            tokens.append(token)
+        end = match.end()
     if lower:
         tokens = [t.casefold() for t in tokens]
     return tokens
