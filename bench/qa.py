@@ -7,11 +7,23 @@ the failed tasks (error > 5%, the bAbI convention) and the wall time of each
 phase. Flags after ``--`` go to ``textrnn train qa`` unchanged, so any model or
 schedule setting can be benchmarked the same way.
 
+With several ``--seeds`` it is a sweep (issue 18's protocol): one model per seed
+(per task and variant with ``--per-task``), ``--jobs`` of them at once. The table
+shows the best run, chosen by validation accuracy (``best.pt``'s ``val_acc``, never
+the test), and beside it the mean ± sd of the test error over the seeds, so that
+nobody reads a lucky seed as the model's level. Each run has its own folder,
+``OUT/seed-N`` (``OUT/task-T/seed-N`` and ``OUT/task-T/<variant>/seed-N`` per task,
+``OUT/joint/seed-N`` for ``--with-joint``), and writes its ``result.json`` once tested:
+run the same command again and finished runs are read back, not retrained, and a run
+killed midway goes on from its ``last.pt`` (``textrnn train --resume``).
+
 Usage::
 
     python bench/qa.py --data .../tasks_1-20_v1-2/en-10k --tasks 1,6 --threads 1
     python bench/qa.py --data .../en --tasks all --epochs 60 --out runs/bench-all
     python bench/qa.py --data data/generated --epochs 10 -- --hops 2
+    python bench/qa.py --data .../en-10k --tasks all --seeds 1,2,3 --jobs 3 --out runs/s \\
+        -- --device cuda --max-minutes 30
     python bench/qa.py --data .../en-10k --per-task --jobs 2 --epochs 60
     python bench/qa.py --data .../en-10k --per-task --variant= --variant=--hop-relu
     python bench/qa.py --data .../en-10k --per-task --jobs 2 -- --stop-at 1.0  # stop at 100% val
@@ -24,6 +36,9 @@ import contextlib
 import io
 import json
 import multiprocessing
+import os
+import re
+import statistics
 import sys
 import tempfile
 import time
@@ -34,54 +49,95 @@ from textrnn.data.babi import task_files
 from textrnn.pipelines.qa import parse_tasks
 
 
+class BenchError(Exception):
+    """A run that cannot go on; one line for the user (an Exception, so that a worker
+    process hands it back to the pool: a SystemExit there would hang ``Pool.map``)."""
+
+
 def run(argv: list[str]) -> str:
-    """Run ``textrnn`` in-process; return what it printed, or exit on an error."""
+    """Run ``textrnn`` in-process; return what it printed, or raise :class:`BenchError`."""
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         status = textrnn(argv)
     if status != 0:
-        sys.exit(f"textrnn {' '.join(argv)} failed with status {status}")
+        raise BenchError(f"textrnn {' '.join(argv)} failed with status {status}")
     return stdout.getvalue()
 
 
 def train_and_test(data: str, tasks: str, out: str, args: argparse.Namespace) -> dict:
-    """Train one model on ``tasks`` into ``out``, test ``best.pt``; the eval JSON plus timings."""
+    """Train one model on ``tasks`` into ``out``, test ``best.pt``; the eval JSON plus timings.
+
+    The result is also written to ``out/result.json``; when that file is already there
+    (from the same settings) it is returned as it is, nothing retrained. A run killed
+    midway, its ``last.pt`` left, is resumed.
+    """
+    from textrnn import checkpoint  # torch: only once there is something to train
+
+    out_dir = Path(out)
+    settings = {"data": str(Path(data).resolve()), "tasks": tasks, "seed": args.seed,
+                "epochs": args.epochs, "train_args": args.train_args}
+    done = out_dir / "result.json"
+    if done.exists():
+        result = json.loads(done.read_text(encoding="utf-8"))
+        if result.get("settings") != settings:
+            raise BenchError(f"{done}: a run with other settings ({result.get('settings')}) "
+                             "is there; give another --out")
+        print(f"{out}: tested before, not retrained", flush=True)
+        return {**result, "reused": True}
     task_flags = [] if tasks == "all" else ["--tasks", tasks]
     epochs = [] if args.epochs is None else ["--epochs", str(args.epochs)]
-    train = ["train", "qa", "--data", data, *task_flags, *epochs, "--out", out, "--overwrite",
+    # `textrnn train` refuses a folder holding a run unless told which: go on from a
+    # killed run's last.pt; anything less (killed before its first save) starts afresh.
+    again = "--resume" if (out_dir / "last.pt").exists() else "--overwrite"
+    train = ["train", "qa", "--data", data, *task_flags, *epochs, "--out", out, again,
              "--threads", str(args.threads), "--seed", str(args.seed), *args.train_args]
     print("textrnn " + " ".join(train), flush=True)
     started = time.perf_counter()
     run(train)
     train_s = time.perf_counter() - started
     started = time.perf_counter()
-    results = json.loads(run(["eval", "--checkpoint", str(Path(out) / "best.pt"), "--data", data,
+    results = json.loads(run(["eval", "--checkpoint", str(out_dir / "best.pt"), "--data", data,
                               *task_flags, "--threads", str(args.threads), "--json"]))
     eval_s = time.perf_counter() - started
-    with open(Path(out) / "metrics.jsonl", encoding="utf-8") as f:
-        records = [json.loads(line) for line in f]
-    best = max(records, key=lambda r: r["val_acc"])
-    return {**results, "train_s": train_s, "eval_s": eval_s, "epochs": records[-1]["epoch"],
-            "steps": records[-1]["step"], "best_val_acc": best["val_acc"],
-            "best_epoch": best["epoch"],
-            # Each task's validation accuracy at best.pt: how --with-joint compares models.
-            "best_val_by_task": {t: best.get(f"val_acc_task{t}", best["val_acc"])
-                                 for t in results["tasks"]}}
+    with open(out_dir / "metrics.jsonl", encoding="utf-8") as f:
+        last = [json.loads(line) for line in f][-1]
+    # The validation scores of the model tested, as best.pt holds them (the log's first
+    # best record can differ from it where a tie of lower loss replaced best.pt).
+    best = checkpoint.read(out_dir / "best.pt")
+    metrics = best["metrics"]
+    result = {**results, "train_s": train_s, "eval_s": eval_s, "epochs": last["epoch"],
+              "steps": last["step"], "best_val_acc": metrics["val_acc"],
+              "best_epoch": best["epoch"],
+              # Each task's validation accuracy at best.pt: how --with-joint compares models.
+              "best_val_by_task": {t: metrics.get(f"val_acc_task{t}", metrics["val_acc"])
+                                   for t in results["tasks"]},
+              "settings": settings}
+    partial = done.with_suffix(".json.tmp")  # replaced whole: a kill leaves no half file
+    partial.write_text(json.dumps(result) + "\n", encoding="utf-8")
+    os.replace(partial, done)
+    return {**result, "reused": False}
 
 
-def _one_task(job: tuple) -> dict:
-    """A worker process's job (``--per-task``): one task's model, or the joint one."""
-    data, task, seed, variant, out, args, joint = job
+def _one_run(job: tuple) -> dict:
+    """A worker process's job: one model (a task's, a seed's joint one, or --with-joint's)."""
+    data, tasks, seed, variant, out, args, joint = job
     run_args = argparse.Namespace(**{**vars(args), "seed": seed,
                                      "train_args": [*args.train_args, *variant.split()]})
     if joint:  # --with-joint: one model of all the tasks, a candidate for each
         run_args.epochs = args.joint_epochs or args.epochs
         variant = "joint"
-    result = train_and_test(data, str(task), out, run_args)
-    print(f"qa{task} seed {seed} [{variant}]: test {result['mean_accuracy']:.2%}, best val "
+    result = train_and_test(data, str(tasks), out, run_args)
+    name = f"qa{tasks}" if str(tasks).isdigit() else f"tasks {tasks}"
+    tag = f" [{variant}]" if variant else ""
+    print(f"{name} seed {seed}{tag}: test {result['mean_accuracy']:.2%}, best val "
           f"{result['best_val_acc']:.2%} at epoch {result['best_epoch']}, "
           f"{result['train_s']:.0f} s", flush=True)
     return {**result, "seed": seed, "variant": variant}
+
+
+def _folder(variant: str) -> str:
+    """A variant's sub-folder: ``"--hop-relu --hop-init eye"`` -> ``hop-relu-hop-init-eye``."""
+    return re.sub(r"[^A-Za-z0-9.=_]+", "-", variant).strip("-")
 
 
 def merge(runs: list[dict]) -> dict:
@@ -114,6 +170,84 @@ def merge(runs: list[dict]) -> dict:
             "runs": len(runs)}
 
 
+def _spread(values: list[float]) -> dict:
+    """Mean and sample sd (n - 1; None for one value) of ``values``."""
+    sd = statistics.stdev(values) if len(values) > 1 else None
+    return {"mean": statistics.fmean(values), "sd": sd}
+
+
+def over_seeds(best: dict, runs: list[dict], seeds: list[int], per_task: bool) -> dict:
+    """The mean ± sd over ``seeds``: added to each row of ``best``'s table (``error_mean``,
+    ``error_sd``, ``error_by_seed``), and returned for the mean error and failed tasks.
+
+    Each seed's own table is what the protocol gives with that seed alone: its joint
+    model, or (``per_task``) the best by validation per task of its runs. Its test errors
+    are averaged over the seeds, as are its mean error and its number of failed tasks.
+    """
+    tables = {seed: merge([r for r in runs if r["seed"] == seed]) if per_task
+              else next(r for r in runs if r["seed"] == seed) for seed in seeds}
+    for task, row in best["tasks"].items():
+        by_seed = {seed: table["tasks"][task]["error"] for seed, table in tables.items()}
+        spread = _spread(list(by_seed.values()))
+        row.update(error_mean=spread["mean"], error_sd=spread["sd"], error_by_seed=by_seed)
+    return {"seeds": seeds,
+            "mean_error": {**_spread([t["mean_error"] for t in tables.values()]),
+                           "by_seed": {s: t["mean_error"] for s, t in tables.items()}},
+            "failed": {**_spread([len(t["failed"]) for t in tables.values()]),
+                       "by_seed": {s: t["failed"] for s, t in tables.items()}}}
+
+
+def _pm(spread: dict, percent: bool = True) -> str:
+    """``"1.20% ± 0.50%"``, or the mean alone where there is no sd."""
+    form = "{:.2%}" if percent else "{:.1f}"
+    sd = "" if spread["sd"] is None else " ± " + form.format(spread["sd"])
+    return form.format(spread["mean"]) + sd
+
+
+def table(results: dict, args: argparse.Namespace, seeds: list[int]) -> list[str]:
+    """The per-task table and summary lines of ``results``."""
+    sweep = len(seeds) > 1
+    lines = [f"{'best run by validation':>35}   test error over {len(seeds)} seeds"] * sweep
+    lines.append(f"{'task':>6} {'accuracy':>9} {'error':>7} {'questions':>9}"
+                 + f"  {'mean ± sd':>18}" * sweep)
+    for task, r in results["tasks"].items():
+        mark = "  FAILED" if r["failed"] else ""
+        name = "gen" if task == "0" else task
+        spread = f"  {_pm({'mean': r['error_mean'], 'sd': r['error_sd']}):>18}" if sweep else ""
+        chosen = f"  (seed {r['seed']} {r['variant']}".rstrip() + ")" if args.per_task else ""
+        lines.append(f"{name:>6} {r['accuracy']:>9.2%} {r['error']:>7.2%} "
+                     f"{r['questions']:>9}{spread}{mark}{chosen}")
+    failed = ", ".join("gen" if t == "0" else t for t in results["failed"]) or "none"
+    mode = "one model per task" if args.per_task else "one joint model"
+    best = ""
+    if sweep:
+        best = ("best run by validation per task: " if args.per_task else
+                f"best run by validation (seed {results['seed']}, val_acc "
+                f"{results['best_val_acc']:.2%}): ")
+    lines.append(f"{best}mean error {results['mean_error']:.2%} over {len(results['tasks'])} "
+                 f"task(s), {mode}; {len(results['failed'])} failed (error > 5%): {failed}")
+    if sweep:
+        spread = results["over_seeds"]
+        lines.append(f"over {len(seeds)} seeds ({', '.join(map(str, seeds))}), mean ± sd: "
+                     f"mean error {_pm(spread['mean_error'])}, failed tasks "
+                     f"{_pm(spread['failed'], percent=False)}")
+    reused = f" ({results['reused']} tested before, not retrained)" if results["reused"] else ""
+    if args.per_task:
+        lines.append(f"{results['runs']} runs{reused}, the best of each task's seeds and "
+                     "variants by validation accuracy kept")
+        lines.append(f"train {results['train_s']:.1f} s summed over runs ({results['epochs']} "
+                     f"epochs each at most), test {results['eval_s']:.1f} s, wall "
+                     f"{results['wall_s']:.1f} s, {args.jobs} job(s) x {args.threads} thread(s)")
+    else:
+        summed = f" summed over {results['runs']} runs{reused}; best run" if sweep else reused
+        lines.append(f"train {results['train_s']:.1f} s{summed} ({results['epochs']} "
+                     f"epochs, {results['steps']} steps; best val_acc "
+                     f"{results['best_val_acc']:.2%} at epoch {results['best_epoch']}), test "
+                     f"{results['eval_s']:.1f} s, wall {results['wall_s']:.1f} s, "
+                     f"{args.jobs} job(s) x {args.threads} thread(s)")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags, train, evaluate and print the table; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -123,11 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-task", action="store_true",
                         help="train one model per task instead of one joint model")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="with --per-task: tasks trained at once, one process and "
-                             "--threads threads each (default: %(default)s)")
+                        help="models trained at once, one process and --threads threads "
+                             "each (default: %(default)s)")
     parser.add_argument("--with-joint", action="store_true",
                         help="with --per-task: also train one joint model of all the tasks "
-                             "(base flags, no --variant), a candidate for every task")
+                             "per seed (base flags, no --variant), a candidate for every task")
     parser.add_argument("--joint-epochs", type=int, default=None,
                         help="epochs of the --with-joint model (default: --epochs)")
     parser.add_argument("--epochs", type=int, default=None,
@@ -136,72 +270,70 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch CPU threads (default: %(default)s; 1 is the reference)")
     parser.add_argument("--seed", type=int, default=1234, help="seed (default: %(default)s)")
     parser.add_argument("--seeds", default=None, metavar="LIST",
-                        help="with --per-task: train each task with each of these seeds "
-                             "(e.g. 1,2,3) and keep the best by validation accuracy")
+                        help="train with each of these seeds (e.g. 1,2,3; instead of --seed): "
+                             "the best by validation accuracy is kept, the mean ± sd over "
+                             "the seeds shown beside it")
     parser.add_argument("--variant", action="append", default=None, metavar="FLAGS",
                         help="with --per-task: extra train flags to try, the best by "
                              "validation kept per task; repeat it, and write it with '=': "
                              "--variant= --variant=--hop-relu (default: one, no extra flags)")
     parser.add_argument("--out", default=None,
-                        help="run directory (default: a temporary one, removed afterwards); "
-                             "with --per-task, one sub-directory per task")
+                        help="sweep directory, one sub-directory per run (default: a "
+                             "temporary one, removed afterwards); run the command again "
+                             "with the same --out to go on with an unfinished sweep")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     parser.add_argument("train_args", nargs="*",
                         help="after --: extra flags for `textrnn train qa`")
     args = parser.parse_args(argv)
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds else [args.seed]
+    except ValueError:
+        parser.error(f"--seeds: not a list of numbers: {args.seeds!r}")
+    if len(set(seeds)) != len(seeds) or not seeds:
+        parser.error(f"--seeds: give each seed once: {args.seeds!r}")
 
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        out = args.out or stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-qa-"))
+        out = Path(args.out or stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-qa-")))
         if not args.per_task:
-            results = train_and_test(args.data, args.tasks, out, args)
+            jobs = [(args.data, args.tasks, seed, "", str(out / f"seed-{seed}"), args, False)
+                    for seed in seeds]
         else:
             if args.tasks == "all":
                 tasks = sorted(task_files(args.data, None, "train"))
             else:
                 tasks = parse_tasks(args.tasks)
-            seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
             variants = args.variant or [""]
-            jobs = [(args.data, t, seed, variant, str(Path(out) / f"qa{t}-seed{seed}-v{i}"),
-                     args, False)
-                    for t in tasks for i, variant in enumerate(variants) for seed in seeds]
-            if args.with_joint:  # the longest job first, so the others fill in beside it
-                jobs.insert(0, (args.data, args.tasks, seeds[0], "", str(Path(out) / "joint"),
-                                args, True))
+            jobs = [(args.data, t, seed, variant,
+                     str(out / f"task-{t}" / _folder(variant) / f"seed-{seed}"), args, False)
+                    for t in tasks for variant in variants for seed in seeds]
+            if args.with_joint:  # the longest jobs first, so the others fill in beside them
+                jobs[:0] = [(args.data, args.tasks, seed, "", str(out / "joint" / f"seed-{seed}"),
+                             args, True) for seed in seeds]
+        try:
             if args.jobs > 1:  # spawn: a forked torch process can deadlock in its thread pool
-                pool = multiprocessing.get_context("spawn").Pool(args.jobs)
-                with pool:
-                    per_task = pool.map(_one_task, jobs, chunksize=1)
+                with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+                    runs = pool.map(_one_run, jobs, chunksize=1)
             else:
-                per_task = [_one_task(job) for job in jobs]
-            results = merge(per_task)
-    wall_s = time.perf_counter() - started
-
-    lines = [f"{'task':>6} {'accuracy':>9} {'error':>7} {'questions':>9}"]
-    for task, r in results["tasks"].items():
-        mark = "  FAILED" if r["failed"] else ""
-        name = "gen" if task == "0" else task
-        chosen = f"  (seed {r['seed']} {r['variant']})".rstrip() if args.per_task else ""
-        lines.append(f"{name:>6} {r['accuracy']:>9.2%} {r['error']:>7.2%} "
-                     f"{r['questions']:>9}{mark}{chosen}")
-    print("\n".join(lines))
-    failed = ", ".join("gen" if t == "0" else t for t in results["failed"]) or "none"
-    mode = "one model per task" if args.per_task else "one joint model"
-    print(f"mean error {results['mean_error']:.2%} over {len(results['tasks'])} task(s), "
-          f"{mode}; {len(results['failed'])} failed (error > 5%): {failed}")
+                runs = [_one_run(job) for job in jobs]
+        except BenchError as err:
+            print(f"bench/qa.py: error: {err}", file=sys.stderr)
+            return 1
     if args.per_task:
-        print(f"{results['runs']} runs, the best of each task's seeds and variants by "
-              "validation accuracy kept")
-        print(f"train {results['train_s']:.1f} s summed over runs ({results['epochs']} epochs "
-              f"each at most), test {results['eval_s']:.1f} s, wall {wall_s:.1f} s, "
-              f"{args.jobs} job(s) x {args.threads} thread(s)")
-    else:
-        print(f"train {results['train_s']:.1f} s ({results['epochs']} epochs, "
-              f"{results['steps']} steps; best val_acc {results['best_val_acc']:.2%} at epoch "
-              f"{results['best_epoch']}), test {results['eval_s']:.1f} s, "
-              f"{args.threads} thread(s)")
+        results = merge(runs)
+    else:  # one model for every task: the seed of the best validation accuracy (ties: first)
+        chosen = max(runs, key=lambda r: r["best_val_acc"])
+        results = {**chosen, "tasks": {t: {**r, "seed": chosen["seed"], "variant": ""}
+                                       for t, r in chosen["tasks"].items()},
+                   "train_s": sum(r["train_s"] for r in runs),
+                   "eval_s": sum(r["eval_s"] for r in runs), "runs": len(runs)}
+    results["over_seeds"] = over_seeds(results, runs, seeds, args.per_task)
+    results["reused"] = sum(r["reused"] for r in runs)
+    results["wall_s"] = time.perf_counter() - started
+
+    print("\n".join(table(results, args, seeds)))
     if args.json:
-        print(json.dumps({**results, "wall_s": wall_s, "threads": args.threads,
+        print(json.dumps({**results, "threads": args.threads, "jobs": args.jobs,
                           "per_task": args.per_task}))
     return 0
 
