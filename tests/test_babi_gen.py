@@ -15,7 +15,13 @@ import pytest
 from babi_paths import real_babi_dir
 
 from textrnn.data.babi import answer_tokens, find_task_files, parse_babi, read_babi, task_files
-from textrnn.data.babi_gen import KINDS, file_name, generate_stories, write_generated
+from textrnn.data.babi_gen import (
+    KINDS,
+    TRAIN_QUESTIONS,
+    file_name,
+    generate_stories,
+    write_generated,
+)
 
 VERB = r"(?:moved to|went to|journeyed to|travelled to|went back to)"
 MOVE = re.compile(rf"([A-Z]\w+) {VERB} the (\w+)\.")
@@ -369,3 +375,10 @@ def test_write_generated_names_each_kind_and_labels_the_data(tmp_path):
     assert len(train) == 40 and len(test) == 20 and train[0].task == 1
     assert train[:20] != test  # different seeds per split
     assert paths["qa1_train"].read_text().splitlines() == generate_stories(40, 1, seed=0)
+
+
+def test_kinds_that_compose_facts_get_more_training_questions_by_default(tmp_path):
+    paths = write_generated(tmp_path, num_test=10, kinds=[1, 19])
+    assert len(read_babi(paths["qa1_train"])) == TRAIN_QUESTIONS[1] == 3000
+    assert len(read_babi(paths["qa19_train"])) == TRAIN_QUESTIONS[19] == 15000
+    assert len(read_babi(paths["qa19_test"])) == 10

@@ -50,7 +50,6 @@ def cmd_babi(args: argparse.Namespace) -> int:
     return 0
 
 
-GENERATED_TRAIN = 5000  # training questions per generated kind: the quick start measured 1k, 3k, 5k
 
 
 def _at_least_one(text: str) -> int:
@@ -86,8 +85,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     kinds = args.kinds or list(KINDS)
     write_generated(Path(args.out), num_train=args.train, num_test=args.test, seed=args.seed,
                     kinds=kinds)
+    train = (f"{args.train}" if args.train else "3,000 or 15,000 (the kinds that compose "
+             "facts)")
     print(f"GENERATED stories (not the real bAbI data) in {args.out}: {len(kinds)} kinds of "
-          f"question (bAbI tasks {','.join(map(str, sorted(kinds)))}), {args.train} training "
+          f"question (bAbI tasks {','.join(map(str, sorted(kinds)))}), {train} training "
           f"and {args.test} test questions each; the kinds are listed in README.txt there")
     return 0
 
@@ -177,8 +178,9 @@ def add_commands(commands) -> None:
                    "negation, maybe, before/after, positions, sizes, paths). They are labelled "
                    "as generated data.",
                    cmd_generate, "data/generated")
-    gen.add_argument("--train", type=_at_least_one, default=GENERATED_TRAIN,
-                     help="training questions per kind (default: %(default)s)")
+    gen.add_argument("--train", type=_at_least_one, default=None,
+                     help="training questions per kind (default: 15,000 for three facts, "
+                          "before/after, positions, sizes and paths, 3,000 for the others)")
     gen.add_argument("--test", type=_at_least_one, default=1000,
                      help="test questions per kind (default: %(default)s)")
     gen.add_argument("--kinds", type=_task_list, default=None, metavar="LIST",

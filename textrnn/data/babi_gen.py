@@ -50,6 +50,11 @@ KINDS: dict[int, StoryMaker] = {
     17: positional_story, 18: size_story, 19: path_story,
 }
 KINDS = dict(sorted(KINDS.items()))
+# Training questions per kind by default: the kinds that compose several facts (three
+# facts, before/after, positions, sizes, paths) get five times the others. Chosen on
+# validation: one model trained 5 CPU-minutes on 3k/15k per kind reached 94.0% mean
+# per-kind validation accuracy (worst kind 58%), against 89.5% (17%) with 5k for all.
+TRAIN_QUESTIONS = {task: 15000 if task in (3, 14, 17, 18, 19) else 3000 for task in KINDS}
 README = """\
 GENERATED DATA - not the real bAbI dataset.
 
@@ -114,7 +119,7 @@ def _write_text(path: Path, text: str) -> None:
 
 def write_generated(
     dir: str | Path,
-    num_train: int = 1000,
+    num_train: int | None = None,
     num_test: int = 1000,
     seed: int = 0,
     kinds: Sequence[int] = tuple(KINDS),
@@ -123,7 +128,8 @@ def write_generated(
 
     Args:
         dir: the folder to write into (created if needed).
-        num_train: questions per kind in each ``qa{N}_generated-{name}_train.txt``.
+        num_train: questions per kind in each ``qa{N}_generated-{name}_train.txt``;
+            None = :data:`TRAIN_QUESTIONS`.
         num_test: questions per kind in each test file (drawn with ``seed + 1``, so the
             splits differ).
         seed: the random seed of the train split.
@@ -139,7 +145,8 @@ def write_generated(
     dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for task in sorted(set(kinds)):
-        for split, count, split_seed in (("train", num_train, seed), ("test", num_test, seed + 1)):
+        train = TRAIN_QUESTIONS[task] if num_train is None else num_train
+        for split, count, split_seed in (("train", train, seed), ("test", num_test, seed + 1)):
             paths[f"qa{task}_{split}"] = path = dir / file_name(task, split)
             lines = generate_stories(count, task=task, seed=split_seed)
             _write_text(path, "".join(line + "\n" for line in lines))
