@@ -191,6 +191,11 @@ def test_train_eval_tag_commands(conll_dir, tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Vincent/B-PER and/O Jules/B-PER")
     assert out[1:] == ["  PER   Vincent", "  PER   Jules", "  LOC   Rome", "  ORG   Acme Corp"]
+    assert main(["tag", "--checkpoint", str(run / "best.pt"), "--json",
+                 "Vincent and Jules went to Rome with Acme Corp ."]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["tags"][:3] == ["B-PER", "O", "B-PER"] and len(record["tokens"]) == 10
+    assert record["entities"][-1] == {"type": "ORG", "start": 7, "end": 9, "text": "Acme Corp"}
     # No arguments: one sentence a line from standard input; blank lines are skipped.
     monkeypatch.setattr("sys.stdin", io.StringIO("Mia and Butch went to Paris\n\nAcme\n"))
     assert main(["tag", "--checkpoint", str(run / "best.pt")]) == 0

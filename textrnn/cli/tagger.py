@@ -12,6 +12,7 @@ printing over :mod:`textrnn.pipelines.tagger`.
 from __future__ import annotations
 
 import argparse
+import json
 
 from textrnn.cli import common, flags
 from textrnn.data.conll import bio_spans
@@ -130,8 +131,14 @@ def cmd_tag(args: argparse.Namespace) -> int:
     token_lists = [word_tokenize(t) for t in common.texts_or_stdin(args.texts, "tag")]
     tagged = tagger.tag(bundle, token_lists, agreement=args.agreement)
     for tokens, tags in zip(token_lists, tagged, strict=True):
-        print(" ".join(f"{w}/{t}" for w, t in zip(tokens, tags, strict=True)))
         spans = bio_spans(tags)
+        if args.json:  # one object per sentence, as classify --json
+            entities = [{"type": kind, "start": start, "end": end,
+                         "text": " ".join(tokens[start:end])} for kind, start, end in spans]
+            print(json.dumps({"tokens": tokens, "tags": tags, "entities": entities},
+                             ensure_ascii=False))
+            continue
+        print(" ".join(f"{w}/{t}" for w, t in zip(tokens, tags, strict=True)))
         for kind, start, end in spans:
             print(f"  {kind:<5} {' '.join(tokens[start:end])}")
         if not spans:
@@ -151,5 +158,8 @@ def add_commands(commands) -> None:
                    help="sentences to tag (default: read lines from standard input)")
     _add_ensemble_flag(p)
     _add_agreement_flag(p, "", "the sentences given, as one document")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per sentence: tokens, tags and entities (token "
+                        "spans, end exclusive)")
     flags.add_device_flags(p)
     p.set_defaults(func=cmd_tag)
