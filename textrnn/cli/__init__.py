@@ -85,7 +85,8 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
         "task's group apply to its checkpoints.",
     )
     ev.add_argument("--checkpoint", required=True, metavar="FILE", help="a .pt checkpoint")
-    ev.add_argument("--data", required=True, metavar="FILE", help="data file to evaluate on")
+    ev.add_argument("--data", required=True, metavar="PATH",
+                    help="data to evaluate on: a file, or a folder (bAbI tasks, generated stories)")
     ev.add_argument("--json", action="store_true", help="print the results as one JSON object")
     ev.add_argument("--batch-size", type=int, default=32, help="batch size (default: %(default)s)")
     flags.add_device_flags(ev)

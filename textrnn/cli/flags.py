@@ -204,7 +204,8 @@ def add_device_flags(parser: argparse.ArgumentParser, threads: int = 0) -> None:
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
     """The flags every ``train <task>`` takes: data, run folder, batch size, resume, and
     one per :class:`~textrnn.train.TrainConfig` field."""
-    parser.add_argument("--data", required=True, metavar="FILE", help="training data file")
+    parser.add_argument("--data", required=True, metavar="PATH",
+                        help="training data: a file, or a folder (bAbI tasks, generated stories)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="run directory (checkpoints, metrics, curves)")
     parser.add_argument("--batch-size", type=int, default=32,
