@@ -101,6 +101,9 @@ def test_evaluate_sample_and_score_from_python(make_tiny_lm, tiny_text, tmp_path
         "".join(pieces)
     sentences = ["zzzz qqq", "Shall I compare thee"]
     ranked = lm.score(bundle, sentences)
-    assert sorted(s for s, _, _ in ranked) == sorted(sentences)
-    assert ranked[0][1] >= ranked[1][1] and all(logp < 0 for _, logp, _ in ranked)
-    assert all(n == len(s) + 1 for s, _, n in ranked)  # characters and the line end
+    assert sorted(r.sentence for r in ranked) == sorted(sentences)
+    assert ranked[0].logp >= ranked[1].logp and all(r.logp < 0 for r in ranked)
+    assert all(r.tokens == len(r.sentence) + 1 for r in ranked)  # characters and line end
+    unknown = {r.sentence: r.unknown for r in ranked}
+    assert unknown["zzzz qqq"] == sum(c not in bundle.vocabs["tokens"].stoi for c in "zzzz qqq")
+    assert unknown["Shall I compare thee"] == 0

@@ -46,10 +46,17 @@ def test_score_command_prefers_the_likely_sentence(tmp_path, capsys):
     capsys.readouterr()
     good, bad = "we ate the apple and pear salad", "we ate the apple and pair salad"
     assert main(["score", "--checkpoint", str(run / "best.pt"), bad, good]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    assert "never saw" not in captured.err  # both sentences use known words only
+    lines = captured.out.splitlines()
     assert lines[0].endswith(good) and lines[1].endswith(bad)  # best first
     first, second = (float(line.split()[0]) for line in lines)
     assert first > second
+    assert main(["score", "--checkpoint", str(run / "best.pt"), good,
+                 "we ate the xqzwork salad"]) == 0
+    captured = capsys.readouterr()
+    assert any(line.endswith("xqzwork salad  [1 unknown]") for line in captured.out.splitlines())
+    assert "never saw" in captured.err and captured.err.count("\n") == 1
 
 
 def test_score_refuses_non_lm_checkpoints(qa_checkpoint, capsys):

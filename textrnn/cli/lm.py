@@ -128,8 +128,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     from textrnn.pipelines import lm
 
     bundle = common.load(args, task=TASK)
-    for sentence, logp, n in lm.score(bundle, args.sentences):
-        print(f"{logp:10.3f}  ({logp / n:7.3f} per token)  {sentence}")
+    ranked = lm.score(bundle, args.sentences)
+    for r in ranked:
+        unknown = f"  [{r.unknown} unknown]" if r.unknown else ""
+        print(f"{r.logp:10.3f}  ({r.logp / r.tokens:7.3f} per token)  {r.sentence}{unknown}")
+    if len({r.unknown for r in ranked}) > 1:
+        print("note: the sentences hold different numbers of words the model never saw, each "
+              "scored as <unk> (one class for all of them); the ranking does not compare "
+              "like with like", file=sys.stderr)
     return 0
 
 

@@ -27,7 +27,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -126,11 +126,23 @@ def evaluate(bundle: Bundle, data: str | PathLike[str], *, bptt: int = 128,
     return {**results, "tokens": len(ids)}
 
 
-def score(bundle: Bundle, sentences: list[str]) -> list[tuple[str, float, int]]:
-    """``(sentence, log-probability in nats, tokens)`` for each sentence, most likely first.
+class Scored(NamedTuple):
+    """One sentence's score: log-probability in nats over its tokens, of which
+    ``unknown`` are not in the vocabulary (each scored as ``<unk>``)."""
+
+    sentence: str
+    logp: float
+    tokens: int
+    unknown: int
+
+
+def score(bundle: Bundle, sentences: list[str]) -> list[Scored]:
+    """Each sentence's :class:`Scored`, most likely first.
 
     Word models read each sentence after an ``<eos>`` (as a new line) and score its own
-    ``<eos>`` too; char models read it after a newline.
+    ``<eos>`` too; char models read it after a newline. An unknown word is scored as
+    ``<unk>``, one class for every word the model never saw, so sentences with
+    different ``unknown`` counts do not compare fairly (the CLI says so).
 
     Raises:
         DataError: on an empty sentence.
@@ -140,9 +152,11 @@ def score(bundle: Bundle, sentences: list[str]) -> list[tuple[str, float, int]]:
     if any(not tokens for tokens in token_lists):
         raise DataError("cannot score an empty sentence")
     start = vocab.eos_id if level == "word" else vocab.stoi.get("\n", vocab.unk_id)
-    logps = bundle.model.score([vocab.encode(t) for t in token_lists], start)
-    ranked = zip(sentences, logps, map(len, token_lists), strict=True)
-    return sorted(ranked, key=lambda r: -r[1])
+    ids = [vocab.encode(t) for t in token_lists]
+    logps = bundle.model.score(ids, start)
+    ranked = [Scored(s, logp, len(t), sum(i == vocab.unk_id for i in row))
+              for s, logp, t, row in zip(sentences, logps, token_lists, ids, strict=True)]
+    return sorted(ranked, key=lambda r: -r.logp)
 
 
 def sample(
