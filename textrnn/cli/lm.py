@@ -92,6 +92,20 @@ def format_eval(results: dict) -> str:
             f"bpc {results['bpc']:.3f}  ({results['tokens']} tokens)")
 
 
+# Control characters a training text may hold (backspace, bell, escape, ...) would act on
+# the terminal when printed; they are shown escaped instead. Line ends and tabs stay.
+_SHOWN = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7f] if chr(c) not in "\n\t"}
+
+
+def printable(text: str) -> str:
+    r"""``text`` with its control characters escaped, line ends and tabs kept.
+
+    >>> printable("ring\a the bell\b!\n\tok")
+    'ring\\x07 the bell\\x08!\n\tok'
+    """
+    return text.translate(_SHOWN)
+
+
 def _stream(pieces: Generator[str, None, T]) -> T:
     """Print each piece as soon as it comes; returns the generator's return value."""
     while True:
@@ -99,7 +113,7 @@ def _stream(pieces: Generator[str, None, T]) -> T:
             piece = next(pieces)
         except StopIteration as done:
             return done.value
-        print(piece, end="", flush=True)
+        print(printable(piece), end="", flush=True)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
