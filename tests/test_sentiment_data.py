@@ -199,3 +199,19 @@ def test_real_ratings(tmp_path):
     assert Counter(e.source for e in examples) == {
         "movies": 10605, "nyt": 5190, "tweets": 4200, "amazon": 3708}
     assert set(Counter(e.label for e in examples)) == {"1", "2", "3", "4", "5"}
+
+
+def test_a_text_label_file_without_header_is_named_as_swapped(tmp_path, capsys):
+    from textrnn.cli import main
+
+    swapped = tmp_path / "swapped.csv"
+    swapped.write_text("".join(f'"a long review number {i}, with commas",pos\n'
+                               for i in range(1500)))
+    assert main(["train", "classifier", "--data", str(swapped), "--out",
+                 str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) < 500
+    assert "label column seems to hold the texts" in err and "text,label" in err
+    # every error line is capped at a readable length
+    from textrnn.cli import MAX_ERROR_CHARS
+    assert len(err) <= len("textrnn: error: \n") + MAX_ERROR_CHARS

@@ -46,6 +46,8 @@ class _Notes(logging.Handler):
         print(f"note: {record.getMessage()}", file=sys.stderr)
 
 
+MAX_ERROR_CHARS = 400  # an error line is read, not scrolled
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """``eval``: score a checkpoint on a data file, with the module of the checkpoint's task."""
     bundle = common.load(args)
@@ -122,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         message = f"{err.filename}: {err.strerror}" if err.filename else str(err)
     except KeyboardInterrupt:
         message = "interrupted"
-    print(f"textrnn: error: {' '.join(message.split())}", file=sys.stderr)
+    message = " ".join(message.split())
+    if len(message) > MAX_ERROR_CHARS:  # an error quoting data could fill the screen
+        message = message[:MAX_ERROR_CHARS - 30] + f" ... ({len(message)} characters)"
+    print(f"textrnn: error: {message}", file=sys.stderr)
     return 2
 
 

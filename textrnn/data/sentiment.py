@@ -42,7 +42,7 @@ import re
 import sys
 import tarfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -181,7 +181,30 @@ def read_labeled(path: str | PathLike[str]) -> list[LabeledText]:
     examples = parse_labeled(io.StringIO(text, newline=""), path=str(path))
     if not examples:
         raise DataError("no labelled texts found", path=path)
+    check_label_column(examples, path)
     return examples
+
+
+def check_label_column(examples: Sequence[LabeledText], path: str | PathLike[str]) -> None:
+    """Refuse a file whose label column holds texts: more distinct labels than half the
+    rows (of 20 or more). Without a header the columns are read as ``label,text``, so a
+    ``text,label`` file without one lands here.
+
+    >>> rows = [LabeledText(f"great film number {i}", "pos") for i in range(30)]
+    >>> check_label_column(rows, "ok.csv")
+    >>> swapped = [LabeledText("pos", f"great film number {i}") for i in range(30)]
+    >>> check_label_column(swapped, "r.csv")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    textrnn.errors.DataError: r.csv: 30 different labels in 30 rows (e.g. 'great film ...
+    """
+    labels = Counter(e.label for e in examples)
+    if len(examples) >= 20 and len(labels) > len(examples) / 2:
+        example = next(iter(labels))
+        shown = example if len(example) <= 40 else example[:37] + "..."
+        raise DataError(f"{len(labels)} different labels in {len(examples)} rows (e.g. "
+                        f"{shown!r}): the label column seems to hold the texts. Without a "
+                        "header the columns are read as label,text; add a first line naming "
+                        "them, e.g. text,label", path=path)
 
 
 def write_labeled(path: str | PathLike[str], examples: Iterable[LabeledText],

@@ -114,7 +114,7 @@ def build(
         raise DataError(f"bad vocabulary settings: {err}") from None
     labels = label_vocab(e.label for e in train)
     if len(labels) < 2:
-        raise DataError(f"need at least 2 labels to classify, found {labels.itos}", path=data)
+        raise DataError(f"need at least 2 labels to classify, found {labels.itos[:5]}", path=data)
     config.vocab_size, config.num_classes = len(words), len(labels)
     config.ordinal = is_ordinal(labels)
     counts = Counter(e.label for e in train)
