@@ -223,3 +223,16 @@ def test_abc_needs_a_char_model(tmp_path, capsys):
     capsys.readouterr()
     assert _sample(tmp_path / "r" / "best.pt", tmp_path / "x.abc") == 2
     assert "need a char-level model" in capsys.readouterr().err
+
+
+def test_abc_needs_a_model_trained_on_tunes_and_says_so_before_any_prose(tmp_path, capsys):
+    (tmp_path / "w.txt").write_text("Shall I compare thee to a summer's day?\n" * 40)
+    assert main(["train", "lm", "--data", str(tmp_path / "w.txt"), "--out", str(tmp_path / "r"),
+                 "--level", "char", "--hidden-size", "8", "--embedding-size", "8",
+                 "--num-layers", "1", "--max-steps", "2", "--bptt", "8", "--batch-size", "4",
+                 "--threads", "1"]) == 0
+    capsys.readouterr()
+    assert _sample(tmp_path / "r" / "best.pt", tmp_path / "x.abc") == 2
+    captured = capsys.readouterr()
+    assert "trained on ABC tunes" in captured.err and captured.err.count("\n") == 1
+    assert captured.out.strip() == "" and not (tmp_path / "x.abc").exists()

@@ -268,6 +268,9 @@ def sample_tune(
     """
     if bundle.config.level != "char":
         raise TextrnnError("--abc and --midi need a char-level model trained on tunes")
+    if "|" not in bundle.vocabs["tokens"].stoi:  # every ABC tune has bar lines
+        raise TextrnnError("--abc and --midi need a model trained on ABC tunes (textrnn data "
+                           "melodies); this one never saw a bar line '|'")
     if abc is None and midi is None:
         raise TextrnnError("say where the tune goes: an .abc or a .mid path")
     abc_path = Path(abc) if abc else Path(midi).with_suffix(".abc")
