@@ -45,8 +45,7 @@ import time
 from pathlib import Path
 
 from textrnn.cli import main as textrnn
-from textrnn.data.babi import task_files
-from textrnn.pipelines.qa import parse_tasks
+from textrnn.data.babi import parse_tasks, task_files
 
 
 class BenchError(Exception):

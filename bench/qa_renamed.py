@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from textrnn import checkpoint
-from textrnn.data.babi import read_babi, task_files
+from textrnn.data.babi import parse_tasks, read_babi, task_files
 from textrnn.data.babi_rename import rename_examples
 from textrnn.data.split import holdout
 from textrnn.pipelines import qa
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoints", nargs="+", help="qa checkpoints to compare")
     args = parser.parse_args(argv)
     splits = {}
-    for task, path in task_files(args.data, qa.parse_tasks(args.tasks), "train").items():
+    for task, path in task_files(args.data, parse_tasks(args.tasks), "train").items():
         train, valid = holdout(read_babi(path), path)
         taken = {w for ex in train + valid for s in [*ex.story, ex.question] for w in s}
         splits[task] = {"valid": valid, "renamed": rename_examples(valid, train, taken)}

@@ -63,16 +63,16 @@ def _at_least_one(text: str) -> int:
     return count
 
 
-def _task_list(text: str) -> list[int]:
-    """``"1,6"`` -> [1, 6], each a kind the generator writes."""
+def _task_list(text: str) -> list[int] | None:
+    """``"1,6"`` -> [1, 6], each a kind the generator writes; ``"all"`` -> None (all)."""
+    from textrnn.data.babi import parse_tasks
     from textrnn.data.babi_gen import KINDS
 
     try:
-        tasks = sorted({int(t) for t in text.split(",") if t.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected task numbers like 1,6, got {text!r}") from None
-    unknown = [t for t in tasks if t not in KINDS]
-    if unknown or not tasks:
+        tasks = parse_tasks(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if tasks is not None and any(t not in KINDS for t in tasks):
         raise argparse.ArgumentTypeError(
             f"the generator writes bAbI tasks {','.join(map(str, KINDS))}, got {text!r}")
     return tasks

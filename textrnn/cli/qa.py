@@ -8,7 +8,7 @@ import socket
 import sys
 
 from textrnn.cli import common, flags
-from textrnn.data.babi import GENERATED_TASK
+from textrnn.data.babi import GENERATED_TASK, parse_tasks
 from textrnn.errors import TextrnnError
 
 # The model and pipeline modules import torch: each function below imports what it uses,
@@ -19,10 +19,8 @@ HELP = "question answering on bAbI-format stories (the chatbot)"
 
 
 def _tasks(text: str) -> list[int] | None:
-    from textrnn.pipelines import qa
-
     try:
-        return qa.parse_tasks(text)
+        return parse_tasks(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 

@@ -199,6 +199,26 @@ def answer_tokens(answer: str) -> list[str]:
     return [part.strip() for part in answer.split(",") if part.strip()]
 
 
+def parse_tasks(text: str) -> list[int] | None:
+    """``"1,6"`` -> [1, 6]; ``"all"`` -> None (every task found).
+
+    Raises:
+        ValueError: for anything else, or a number outside 1-20.
+
+    >>> parse_tasks("1, 6,20"), parse_tasks("all")
+    ([1, 6, 20], None)
+    """
+    if text.strip().lower() == "all":
+        return None
+    try:
+        tasks = sorted({int(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        raise ValueError(f"expected task numbers like 1,6 or 'all', got {text!r}") from None
+    if not tasks or any(not 1 <= t <= 20 for t in tasks):
+        raise ValueError(f"bAbI tasks are numbered 1-20, got {text!r}")
+    return tasks
+
+
 def task_of_filename(name: str | Path) -> int | None:
     """The task number in a bAbI file name, or ``None`` if it has none.
 

@@ -45,26 +45,6 @@ BUCKET = 50  # training batches hold stories of similar length, sorted in chunks
 DERIVED = ("vocab_size", "num_answers", "tasks")
 
 
-def parse_tasks(text: str) -> list[int] | None:
-    """``"1,6"`` -> [1, 6]; ``"all"`` -> None (every task found).
-
-    Raises:
-        ValueError: for anything else, or a number outside 1-20.
-
-    >>> parse_tasks("1, 6,20"), parse_tasks("all")
-    ([1, 6, 20], None)
-    """
-    if text.strip().lower() == "all":
-        return None
-    try:
-        tasks = sorted({int(t) for t in text.split(",") if t.strip()})
-    except ValueError:
-        raise ValueError(f"expected task numbers like 1,6 or 'all', got {text!r}") from None
-    if not tasks or any(not 1 <= t <= 20 for t in tasks):
-        raise ValueError(f"bAbI tasks are numbered 1-20, got {text!r}")
-    return tasks
-
-
 def read_tasks(files: dict[int, Path]) -> dict[int, list[QAExample]]:
     """Read each task's file. Generated files carry no task number (``task=None``),
     which the batches encode as 0, the :data:`GENERATED_TASK` they are filed under."""
