@@ -214,25 +214,27 @@ def test_an_invalid_tune_is_reported_and_the_next_seeds_tried_only_when_asked(
     assert parse_abc(target.read_text())[0].text == GOOD
 
 
-def test_abc_needs_a_char_model(tmp_path, capsys):
-    (tmp_path / "w.txt").write_text("the cat sat on the mat\n" * 40)
+def _prose_model(tmp_path, text: str, level: str):
+    """A tiny LM of ``level`` trained two steps on ``text`` (no tunes in it)."""
+    (tmp_path / "w.txt").write_text(text * 40)
     assert main(["train", "lm", "--data", str(tmp_path / "w.txt"), "--out", str(tmp_path / "r"),
-                 "--level", "word", "--hidden-size", "8", "--embedding-size", "8",
+                 "--level", level, "--hidden-size", "8", "--embedding-size", "8",
                  "--num-layers", "1", "--max-steps", "2", "--bptt", "8", "--batch-size", "4",
                  "--threads", "1"]) == 0
+    return tmp_path / "r" / "best.pt"
+
+
+def test_abc_needs_a_char_model(tmp_path, capsys):
+    model = _prose_model(tmp_path, "the cat sat on the mat\n", "word")
     capsys.readouterr()
-    assert _sample(tmp_path / "r" / "best.pt", tmp_path / "x.abc") == 2
+    assert _sample(model, tmp_path / "x.abc") == 2
     assert "need a char-level model" in capsys.readouterr().err
 
 
 def test_abc_needs_a_model_trained_on_tunes_and_says_so_before_any_prose(tmp_path, capsys):
-    (tmp_path / "w.txt").write_text("Shall I compare thee to a summer's day?\n" * 40)
-    assert main(["train", "lm", "--data", str(tmp_path / "w.txt"), "--out", str(tmp_path / "r"),
-                 "--level", "char", "--hidden-size", "8", "--embedding-size", "8",
-                 "--num-layers", "1", "--max-steps", "2", "--bptt", "8", "--batch-size", "4",
-                 "--threads", "1"]) == 0
+    model = _prose_model(tmp_path, "Shall I compare thee to a summer's day?\n", "char")
     capsys.readouterr()
-    assert _sample(tmp_path / "r" / "best.pt", tmp_path / "x.abc") == 2
+    assert _sample(model, tmp_path / "x.abc") == 2
     captured = capsys.readouterr()
     assert "trained on ABC tunes" in captured.err and captured.err.count("\n") == 1
     assert captured.out.strip() == "" and not (tmp_path / "x.abc").exists()

@@ -38,7 +38,7 @@ RELATIONS = {"above": (0, 1), "below": (0, -1), "to the left of": (-1, 0),
              "to the right of": (1, 0)}
 CONTAINERS = ("box", "chest", "suitcase", "container", "chocolate")
 ROOMS = ("bathroom", "bedroom", "garden", "hallway", "kitchen", "office")
-# direction -> (word, letter, step (dx, dy)); north is +y
+# direction letter -> (word, step (dx, dy)); north is +y
 DIRECTIONS = {"n": ("north", (0, 1)), "s": ("south", (0, -1)), "e": ("east", (1, 0)),
               "w": ("west", (-1, 0))}
 

@@ -199,7 +199,7 @@ class World:
         people = [p for p in self.people if self.object_events[p]]  # bAbI asks after a fact
         return rng.choice(people) if people else None
 
-    def give(self, rng: random.Random) -> tuple[str, str, str, list[int]] | None:
+    def give(self, rng: random.Random) -> tuple[str, str, list[int]] | None:
         if not self.gives:
             return None
         giver, obj, receiver, _ = rng.choice(self.gives[-3:])  # mostly about recent gives
