@@ -271,3 +271,16 @@ def test_a_tie_on_the_best_metric_goes_to_the_lower_validation_loss(make_tiny_lm
     best = checkpoint.load(run_dir / "best.pt")
     assert best.step == 15 and best.metrics == {"val_acc": 1.0, "val_loss": 0.1}
     assert result["step"] == 25  # the tie at step 15 was an improvement for patience too
+
+
+def test_curves_put_per_task_metrics_in_one_panel_on_a_grid(tmp_path) -> None:
+    import struct
+
+    from textrnn.runlog import plot_curves
+
+    records = [{"step": s, "train_loss": 1 / s, "val_loss": 1 / s, "val_acc": 0.5, "val_ece": 0.1,
+                **{f"val_acc_task{t}": 0.5 for t in range(1, 21)}} for s in (1, 2, 3)]
+    plot_curves(records, tmp_path / "curves.png")
+    width, height = struct.unpack(">II", (tmp_path / "curves.png").read_bytes()[16:24])
+    # loss, val_acc, val_ece and one panel for the 20 tasks: 3 columns of 5 in, 2 rows of 3.5
+    assert (width, height) == (3 * 5 * 80, 2 * 3.5 * 80)

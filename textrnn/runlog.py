@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -118,15 +120,44 @@ def _write_records(records: list[dict], path: Path) -> None:
     os.replace(tmp, path)
 
 
+COLUMNS = 3  # panels per row of curves.png
+tab20 = colormaps["tab20"]
+_PER_TASK = re.compile(r"(?P<metric>.+)_task(?P<task>\d+)")  # val_acc_task6
+
+
+def _panels(keys: list[str]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Group validation metrics into panels: ``(title, [(key, label), ...])``. The per-task
+    versions of a metric (``val_acc_task1``, ``val_acc_task6``, ...) share one panel, a
+    line each, so a joint bAbI run draws one panel of 20 lines, not 20 panels.
+
+    >>> _panels(["val_acc", "val_acc_task1", "val_acc_task6", "val_ece"])
+    [('val_acc', [('val_acc', 'val_acc')]), ('val_acc per task', [('val_acc_task1', 'task 1'), \
+('val_acc_task6', 'task 6')]), ('val_ece', [('val_ece', 'val_ece')])]
+    """
+    panels: dict[str, list[tuple[str, str]]] = {}
+    for key in keys:
+        match = _PER_TASK.fullmatch(key)
+        if match:
+            panels.setdefault(f"{match['metric']} per task", []).append(
+                (key, f"task {match['task']}"))
+        else:
+            panels.setdefault(key, []).append((key, key))
+    return list(panels.items())
+
+
 def plot_curves(records: list[dict], path: Path) -> None:
-    """Draw train loss and each validation metric against step into a PNG (atomically)."""
-    keys = [k for k in records[0] if k.startswith("val_") and "loss" not in k]
-    width = 5.0 * (1 + len(keys))  # inches
-    fig = Figure(figsize=(width, 3.5))
+    """Draw train loss and each validation metric against step into a PNG (atomically),
+    on a grid of :data:`COLUMNS` panels a row."""
+    panels = _panels([k for k in records[0] if k.startswith("val_") and "loss" not in k])
+    columns = min(COLUMNS, 1 + len(panels))
+    rows = -(-(1 + len(panels)) // columns)
+    width, height = 5.0 * columns, 3.5 * rows  # inches
+    fig = Figure(figsize=(width, height))
     # Fixed margins: a layout engine would cost more than the drawing itself.
-    fig.subplots_adjust(left=0.7 / width, right=1 - 0.2 / width, bottom=0.15, top=0.9, wspace=0.3)
+    fig.subplots_adjust(left=0.7 / width, right=1 - 0.2 / width, bottom=0.5 / height,
+                        top=1 - 0.35 / height, wspace=0.3, hspace=0.45)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 1 + len(keys), squeeze=False)[0]
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
     steps = [r["step"] for r in records]
 
     def values(key: str) -> list[float]:  # None (no train steps since the last eval) -> a gap
@@ -136,10 +167,18 @@ def plot_curves(records: list[dict], path: Path) -> None:
         if name in records[0]:
             axes[0].plot(steps, values(name), marker=".", label=name)
     axes[0].legend()
-    for ax, key in zip(axes[1:], keys, strict=True):
-        ax.plot(steps, values(key), marker=".")
-        ax.set_title(key)
-    for ax in axes:
+    axes[0].set_title("loss")
+    for ax, (title, lines) in zip(axes[1:], panels, strict=False):
+        # past 10 lines the default colours repeat: tab20 keeps 20 apart
+        colours = tab20.colors if len(lines) > 10 else [None] * len(lines)
+        for (key, label), colour in zip(lines, colours, strict=False):
+            ax.plot(steps, values(key), marker=".", label=label, color=colour)
+        if len(lines) > 1:
+            ax.legend(fontsize="x-small", ncol=2 if len(lines) > 6 else 1)
+        ax.set_title(title)
+    for ax in axes[1 + len(panels):]:
+        ax.set_visible(False)  # the grid's last row may have spare places
+    for ax in axes[: 1 + len(panels)]:
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # 16000 would overlap
     tmp = path.with_name(f".{path.name}.tmp")
