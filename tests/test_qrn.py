@@ -8,7 +8,7 @@ import pytest
 import torch
 from test_qa import toy_setup, train
 
-from textrnn.models.qrn import QRNCell, _share, qrn_layer
+from textrnn.models.qrn import QRNCell, qrn_layer, sentence_share
 
 
 @pytest.mark.parametrize("compare", [True, False])
@@ -63,7 +63,7 @@ def test_evidence_weights_decompose_the_final_state():
     mask = torch.ones(3, 6, dtype=torch.bool)
     h, z, r = qrn_layer(cell, x, q, mask)
     _, _, candidate, _ = cell(x, q)
-    w = _share(z, r)  # (B, S)
+    w = sentence_share(z, r)  # (B, S)
     assert torch.allclose((w.unsqueeze(-1) * candidate).sum(1), h[:, -1], atol=1e-6)
 
 

@@ -90,6 +90,10 @@ def format_eval(results: dict) -> str:
 
 
 def _answerer(args: argparse.Namespace):
+    if getattr(args, "runtime", "torch") == "onnx":  # a file from `textrnn export`
+        from textrnn import runtime
+
+        return runtime.load(args.checkpoint, task=TASK)
     from textrnn.chat import Answerer
 
     return Answerer(common.load(args, task=TASK))
@@ -163,7 +167,10 @@ def add_commands(commands) -> None:
         description="Serve a QA checkpoint over HTTP: the chat page at /, the JSON API under "
         "/api (schema at /openapi.json, docs at /docs). Binds to loopback unless told otherwise.",
     )
-    serve.add_argument("--checkpoint", required=True, metavar="FILE", help="a qa checkpoint")
+    serve.add_argument("--checkpoint", required=True, metavar="FILE",
+                       help="a qa checkpoint (with --runtime onnx, a file from textrnn export)")
+    serve.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                       help="run the model in PyTorch, or in ONNX Runtime (default: %(default)s)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind; 0.0.0.0 exposes it to the network "
                             "(default: %(default)s)")

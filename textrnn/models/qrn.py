@@ -149,7 +149,7 @@ class QRN(QANet):
         evidence = []
         for k, cell in enumerate(self.forward_cells):
             h, z, r = qrn_layer(cell, x, q, real)  # (B, S, d), (B, S, g), (B, S, g)
-            evidence.append(masked_softmax(_share(z, r).clamp(min=1e-9).log(), real))
+            evidence.append(masked_softmax(sentence_share(z, r).clamp(min=1e-9).log(), real))
             if k < len(self.backward_cells):
                 h_back, _, _ = qrn_layer(self.backward_cells[k], x, q, real, reverse=True)
                 q = h + h_back  # (B, S, d), the next layer's queries
@@ -157,10 +157,14 @@ class QRN(QANet):
         return self.W_y(top), torch.stack(evidence, 1)  # (B, A), (B, K, S)
 
 
-def _share(z: Tensor, r: Tensor) -> Tensor:
+def sentence_share(z: Tensor, r: Tensor) -> Tensor:
     """w_t = z_t r_t Π_{j>t} (1 - z_j): sentence t's weight in the final state (gates
-    averaged over their width). Args: z, r (B, S, g). Returns (B, S)."""
+    averaged over their width). Args: z, r (B, S, g). Returns (B, S).
+
+    The product is exp of a reversed cumulative sum of log(1 - z), not a cumprod: ONNX
+    has no CumProd, and :mod:`textrnn.export_nets` records this same function."""
     z, r = z.mean(-1), r.mean(-1)  # (B, S)
-    keep = torch.flip(torch.cumprod(torch.flip(1 - z, [1]), 1), [1])  # (B, S) Π_{j>=t}(1-z_j)
-    after = torch.cat([keep[:, 1:], keep.new_ones(keep.shape[0], 1)], 1)  # Π_{j>t}
-    return z * r * after  # (B, S)
+    log_keep = torch.log1p(-z)  # (B, S); -inf where z is 1, and exp(-inf) = 0 as in a product
+    from_t = log_keep.flip(1).cumsum(1).flip(1)  # (B, S) Σ_{j>=t} log(1 - z_j)
+    after = torch.cat([from_t[:, 1:], from_t.new_zeros(from_t.shape[0], 1)], 1)  # Σ_{j>t}
+    return z * r * after.exp()  # (B, S)

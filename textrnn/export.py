@@ -1,0 +1,220 @@
+"""Export a checkpoint to one self-contained ONNX file (``textrnn export``).
+
+::
+
+    textrnn export --checkpoint runs/chatbot/best.pt --out chatbot.onnx
+    bot = textrnn.runtime.load("chatbot.onnx"); bot.answer(story, "Where is Mary?")
+
+The file holds the graph of the task model's exportable form
+(:mod:`textrnn.export_nets`), its weights, and under the metadata key ``"textrnn"``
+one JSON object with everything else a runtime needs: the task, the model config, the
+vocabularies, the metrics, the graph's input and output names. So an exported model is
+usable without its checkpoint, and :mod:`textrnn.runtime` reads it with onnxruntime
+alone (no ``onnx`` package).
+
+How it records free lengths: ``torch.onnx.export(dynamo=True)`` with every batch and
+length axis a ``Dim`` (``torch.export`` then fails loudly, rather than fixing a length,
+if the code specialises one), and recurrent layers as one ONNX node each
+(:mod:`textrnn.onnx_rnn`). The exporter keeps state between exports in one process, so
+``textrnn export`` is one process per model, as the tests run it.
+
+The file is written to a temp file in the same folder, then renamed: a failed or
+interrupted export never leaves a half-written ``--out``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from os import PathLike
+from pathlib import Path
+
+from textrnn.errors import TextrnnError
+
+FORMAT = 1  # of the metadata below; a runtime refuses a newer one
+METADATA_KEY = "textrnn"
+QUANTIZE = ("int8",)
+INSTALL_HINT = "pip install 'textrnn[onnx]'"
+
+
+class ExportError(TextrnnError):
+    """A model cannot be exported, or the file cannot be written (one line)."""
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export` did."""
+
+    path: str  # the file written
+    task: str
+    seconds: float  # recording, conversion and writing
+    bytes: int  # the file's size
+    quantize: str | None  # None, or "int8" (dynamic quantisation of the weights)
+
+
+def export(checkpoint_path: str | PathLike[str], out: str | PathLike[str],
+           quantize: str | None = None) -> ExportReport:
+    """Export a checkpoint's model to ``out`` (one ``.onnx`` file).
+
+    Args:
+        checkpoint_path: a textrnn checkpoint (``best.pt``).
+        out: the file to write; its folder must exist.
+        quantize: None, or "int8": weights stored as int8, activations quantised on the
+            fly (``onnxruntime.quantization.quantize_dynamic``); smaller, a little less
+            exact (``bench/export.py`` reports how much).
+
+    Raises:
+        CheckpointError: a missing, corrupt or foreign checkpoint (one line).
+        ExportError: a model with no exportable form, a missing ``onnx`` extra, or an
+            unwritable ``out``; nothing is left at ``out`` (an older file stays as it was).
+    """
+    if quantize not in (None, *QUANTIZE):
+        raise ExportError(f"--quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
+    out = Path(out)
+    if out.is_dir():
+        raise ExportError(f"{out}: is a folder; --out names the .onnx file to write")
+    if not out.parent.is_dir():
+        raise ExportError(f"{out}: cannot write: no folder {out.parent}")
+    _require("onnx", "onnxscript", *(("onnxruntime",) if quantize else ()))
+    start = time.perf_counter()
+    proto = _record(checkpoint_path)
+    if quantize:
+        proto = _quantize(proto)
+    data = proto.SerializeToString()
+    _write_atomic(out, data)
+    return ExportReport(str(out), json.loads(_metadata(proto))["task"],
+                        time.perf_counter() - start, len(data), quantize)
+
+
+def _require(*modules: str) -> None:
+    """Raise a one-line ExportError naming the extra when one of ``modules`` is missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ExportError(f"export needs {', '.join(missing)}: {INSTALL_HINT}")
+
+
+def _record(checkpoint_path: str | PathLike[str]):
+    """Load the checkpoint, record its exportable form; returns the ``onnx.ModelProto``
+    with the metadata added."""
+    import torch
+
+    from textrnn import checkpoint, onnx_rnn
+    from textrnn.export_nets import EXPORTS
+
+    bundle = checkpoint.load(checkpoint_path)
+    if bundle.task not in EXPORTS:
+        raise ExportError(f"{checkpoint_path}: export of {bundle.task!r} models is not built "
+                          f"yet (it is for {', '.join(sorted(EXPORTS))})")
+    wrapper = EXPORTS[bundle.task](bundle.model).eval()
+    example = wrapper.example()
+    free = {name: torch.export.Dim(name) for axes in wrapper.dims.values()
+            for name in axes.values()}  # one Dim per name: "batch" is one size everywhere
+    dims = [{axis: free[name] for axis, name in wrapper.dims[i].items()}
+            for i in wrapper.inputs]
+    # The exporter reports each step on stdout, and logs and warns about its own insides
+    # (torchvision missing, axis renames): none of it is the user's to act on.
+    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), _quiet_exporter():
+        try:
+            program = torch.onnx.export(
+                wrapper, example, dynamo=True, dynamic_shapes=tuple(dims),
+                input_names=wrapper.inputs, output_names=wrapper.outputs,
+                custom_translation_table=onnx_rnn.TRANSLATION, external_data=False,
+                verbose=False)
+        except Exception as err:  # the exporter's errors run to pages; the cause stays chained
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ExportError(f"{checkpoint_path}: the exporter failed: {first}") from err
+    proto = program.model_proto
+    meta = {
+        "format": FORMAT,
+        "task": bundle.task,
+        "model_config": asdict(bundle.config),
+        "vocabs": {name: vocab.to_dict() for name, vocab in bundle.vocabs.items()},
+        "metrics": bundle.metrics,
+        "step": bundle.step,
+        "inputs": wrapper.inputs,
+        "outputs": wrapper.outputs,
+        "checkpoint": Path(checkpoint_path).name,  # the name only: no local paths inside
+    }
+    crf = getattr(bundle.model, "crf", None)
+    if crf is not None:  # a tagger's transitions: Viterbi runs outside the graph
+        meta["crf"] = {name: t.tolist() for name, t in crf.state_dict().items()}
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+    return proto
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Silence the exporter's warnings and log lines for the block."""
+    log = logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.setLevel(level)
+
+
+def _metadata(proto) -> str:
+    return next(p.value for p in proto.metadata_props if p.key == METADATA_KEY)
+
+
+def _quantize(proto):
+    """Dynamic int8 quantisation of ``proto``'s weights (MatMul, Gather, LSTM), keeping
+    the metadata."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(proto.SerializeToString())
+        quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        quantized = onnx.load(dst)
+    del quantized.metadata_props[:]
+    for entry in proto.metadata_props:
+        quantized.metadata_props.add().CopyFrom(entry)
+    meta = json.loads(_metadata(quantized))
+    meta["quantize"] = "int8"
+    next(p for p in quantized.metadata_props if p.key == METADATA_KEY).value = json.dumps(meta)
+    return quantized
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in its folder, fsync, rename."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise ExportError(f"{path}: cannot write: {err.strerror or err}") from err
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException as err:  # KeyboardInterrupt too: never leave the temp file behind
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise ExportError(f"{path}: cannot write: {err.strerror or err}") from err
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+__all__ = ["ExportError", "ExportReport", "export"]
