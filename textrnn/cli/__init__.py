@@ -29,7 +29,7 @@ import logging
 import sys
 
 from textrnn import __version__
-from textrnn.cli import classifier, common, data, flags, lm, qa, seq2seq, tagger
+from textrnn.cli import classifier, common, data, export, flags, lm, qa, seq2seq, tagger
 from textrnn.errors import TextrnnError
 from textrnn.rounding import round_floats
 
@@ -99,6 +99,7 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
     data.add_commands(commands)
     for module in TASK_COMMANDS:
         module.add_commands(commands)
+    export.add_commands(commands)  # textrnn export: ONNX files for other runtimes
     return parser if lazy else parser.fill_now()
 
 
