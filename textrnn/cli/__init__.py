@@ -29,7 +29,7 @@ import logging
 import sys
 
 from textrnn import __version__
-from textrnn.cli import classifier, common, data, export, flags, lm, qa, seq2seq, tagger
+from textrnn.cli import classifier, common, data, export, flags, inspect, lm, qa, seq2seq, tagger
 from textrnn.errors import TextrnnError
 from textrnn.rounding import round_floats
 
@@ -100,6 +100,7 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
     for module in TASK_COMMANDS:
         module.add_commands(commands)
     export.add_commands(commands)  # textrnn export: ONNX files for other runtimes
+    inspect.add_commands(commands)  # textrnn inspect: pictures of a model's insides
     return parser if lazy else parser.fill_now()
 
 

@@ -10,6 +10,7 @@ over :mod:`textrnn.pipelines.lm`.
     textrnn sample --checkpoint runs/lm/best.pt --prompt "ROMEO:" --temperature 0.8
     textrnn score --checkpoint runs/lm-word/best.pt "the pear salad" "the pair salad"
     textrnn demo
+    textrnn demo vanishing --out runs/vanishing --threads 1
 """
 
 from __future__ import annotations
@@ -162,6 +163,11 @@ DEMO_TRAIN = dict(lr=5e-3, schedule="linear")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """``demo [shakespeare|vanishing]``: run the demo named (by :data:`DEMOS`)."""
+    return DEMOS[args.which](args)
+
+
+def demo_shakespeare(args: argparse.Namespace) -> int:
     """``demo``: Shakespeare data, a short char-LSTM run, then a sample."""
     from textrnn import checkpoint
     from textrnn.data.shakespeare import prepare_shakespeare
@@ -170,7 +176,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from textrnn.train import TrainConfig, fit
 
     start = time.monotonic()
-    data, out = Path(args.data_dir), Path(args.out)
+    data, out = Path(args.data_dir), Path(args.out or "runs/demo")
+    args.max_steps = 600 if args.max_steps is None else args.max_steps
+    args.seed = 1234 if args.seed is None else args.seed
     if not all((data / f"{split}.txt").is_file() for split in ("train", "valid")):
         print(f"preparing Shakespeare's plays in {data}")
         prepare_shakespeare(data)
@@ -190,6 +198,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\ndemo done in {time.monotonic() - start:.0f}s: val bpc {best.metrics['val_bpc']:.3f} "
           f"at step {best.step}; curves in {out / 'curves.png'}")
     return 0
+
+
+def demo_vanishing(args: argparse.Namespace) -> int:
+    """``demo vanishing``: a plain RNN, a GRU and an LSTM on a long-dependency task."""
+    import torch
+
+    from textrnn import vanishing, vanishing_plots
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    overrides = {"max_steps": args.max_steps, "minutes": args.minutes, "seed": args.seed}
+    config = flags.make_config(vanishing.VanishingConfig,
+                               **{k: v for k, v in overrides.items() if v is not None})
+    out = Path(args.out or "runs/vanishing")
+    print(f"training a plain RNN, a GRU and an LSTM of {config.hidden_size} units, one model "
+          f"per distance T in {config.distances}, at most {config.max_steps} steps each and "
+          f"{config.minutes:g} minutes in all (CPU)")
+    start = time.monotonic()
+    results = vanishing.run(config)
+    paths = vanishing_plots.write(results, config, out)
+    print(f"\nwrote {paths['accuracy']}, {paths['gradients']} and {paths['json']} "
+          f"in {time.monotonic() - start:.0f}s\n")
+    print(vanishing.reading(results, config))
+    return 0
+
+
+# demo name -> what runs it; the first is what a bare ``textrnn demo`` runs.
+DEMOS = {"shakespeare": demo_shakespeare, "vanishing": demo_vanishing}
 
 
 def _add_sample_command(commands) -> None:
@@ -233,19 +269,28 @@ def add_commands(commands) -> None:
     score.set_defaults(func=cmd_score)
 
     demo = commands.add_parser(
-        "demo", help="train a small Shakespeare char LSTM, then sample",
-        description="Prepare Shakespeare, train a char LSTM for a short run (about 2 minutes "
-        "on 2 CPU cores), print a sample.")
-    demo.add_argument("--out", default="runs/demo", metavar="DIR",
-                      help="run directory (default: %(default)s)")
+        "demo", help="train a small Shakespeare char LSTM, then sample; or the vanishing "
+        "gradient, measured",
+        description="shakespeare (the default): prepare Shakespeare, train a char LSTM for "
+        "a short run (about 2 minutes on 2 CPU cores), print a sample. vanishing: train a "
+        "plain RNN, a GRU and an LSTM of equal size to recall a token after T distractors "
+        "(about 4 CPU-minutes with --threads 1), draw accuracy against T and the gradient "
+        "norm against the steps back, and say what the numbers show.")
+    demo.add_argument("which", nargs="?", choices=list(DEMOS), default="shakespeare",
+                      help="which demo (default: %(default)s)")
+    demo.add_argument("--out", default=None, metavar="DIR",
+                      help="run directory (default: runs/demo; vanishing: runs/vanishing)")
     demo.add_argument("--data-dir", default="data/shakespeare", metavar="DIR",
                       help="where the text goes (default: %(default)s)")
-    demo.add_argument("--max-steps", type=int, default=600,
-                      help="training steps (default: %(default)s)")
+    demo.add_argument("--max-steps", type=int, default=None,
+                      help="training steps (default: 600; vanishing: 2000 per model)")
     demo.add_argument("--eval-every", type=int, default=200,
                       help="evaluate every N steps (default: %(default)s)")
+    demo.add_argument("--minutes", type=float, default=None,
+                      help="vanishing: wall-clock cap for all its models (default: 4)")
     flags.add_device_flags(demo)
-    demo.add_argument("--seed", type=int, default=1234, help="random seed (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=None,
+                      help="random seed (default: 1234; vanishing: 0)")
     demo.set_defaults(func=cmd_demo)
 
 
