@@ -8,7 +8,14 @@ import pytest
 import torch
 from test_qa import toy_setup, train
 
-from textrnn.models.qrn import QRNCell, qrn_layer, sentence_share
+from textrnn.models import qrn
+from textrnn.models.qrn import (
+    QRNCell,
+    chunked_decayed_sum,
+    decayed_sum,
+    qrn_layer,
+    sentence_share,
+)
 
 
 @pytest.mark.parametrize("compare", [True, False])
@@ -32,9 +39,29 @@ def test_cell_follows_the_equations_and_passes_gradcheck(vector_gates, compare):
     assert torch.autograd.gradcheck(lambda x, q: torch.cat(cell(x, q), -1), (x, q))
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 8])
+def test_chunked_sum_equals_the_whole_sum(chunk):
+    """Chunks of every size, ones that do not divide S too, give the same states and
+    gradients as the whole sum, and both follow the recurrence step by step."""
+    torch.manual_seed(1)
+    log_keep = (-torch.rand(3, 7, 5, dtype=torch.float64) * 4).requires_grad_()
+    u = torch.randn(3, 7, 5, dtype=torch.float64, requires_grad=True)
+    whole, chunked = decayed_sum(log_keep, u), chunked_decayed_sum(log_keep, u, chunk)
+    assert torch.allclose(chunked, whole, atol=1e-12)
+    g_whole = torch.autograd.grad(whole.square().sum(), (log_keep, u))
+    g_chunked = torch.autograd.grad(chunked.square().sum(), (log_keep, u))
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(g_whole, g_chunked, strict=True))
+    loop = torch.zeros(3, 5, dtype=torch.float64)  # the recurrence itself, step by step
+    for t in range(7):
+        loop = log_keep[:, t].exp() * loop + u[:, t]
+        assert torch.allclose(chunked[:, t], loop, atol=1e-12)
+
+
 @pytest.mark.parametrize("vector_gates", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_layer_matches_a_plain_loop_and_padding_changes_nothing(reverse, vector_gates):
+def test_layer_matches_a_plain_loop_and_padding_changes_nothing(reverse, vector_gates,
+                                                                monkeypatch):
+    monkeypatch.setattr(qrn, "CHUNK", 2)  # 5 sentences: three chunks, the last one padded
     torch.manual_seed(0)
     cell = QRNCell(4, vector_gates)
     x, q = torch.randn(2, 5, 4), torch.randn(2, 5, 4)

@@ -93,19 +93,61 @@ def qrn_layer(cell: QRNCell, x: Tensor, q: Tensor, mask: Tensor,
     z, log_keep = z * real, log_keep * real  # padding: z = 0, log(1 - z) = 0
     if reverse:
         z, r, candidate, log_keep = (v.flip(1) for v in (z, r, candidate, log_keep))
-    L = log_keep.cumsum(1)  # (B, S, g): L_t = Σ_{j≤t} log(1 - z_j)
-    S = x.shape[1]
-    causal = torch.ones(S, S, dtype=torch.bool, device=x.device).tril()  # (S, S) i ≤ t
-    gap = L.unsqueeze(2) - L.unsqueeze(1)  # (B, S_t, S_i, g) = log Π_{i<j≤t} (1 - z_j)
-    weight = torch.where(causal[:, :, None], gap, float("-inf")).exp()  # (B, S, S, g)
     u = z * r * candidate  # (B, S, d)
-    if weight.shape[-1] == 1:  # scalar gates: one (S, S) matrix per story
-        h = weight[..., 0] @ u  # (B, S, d)
-    else:
-        h = (weight * u.unsqueeze(1)).sum(2)  # (B, S, d)
+    if log_keep.shape[-1] == 1:  # scalar gates: one (S, S) matrix product per story
+        h = decayed_sum(log_keep, u)  # (B, S, d)
+    else:  # vector gates: a (B, S, S, d) table of weights is 6x slower (S = 50)
+        h = chunked_decayed_sum(log_keep, u, CHUNK)  # (B, S, d)
     if reverse:
         h, z, r = h.flip(1), z.flip(1), r.flip(1)
     return h, z, r
+
+
+CHUNK = 4  # sentences a chunk: forward+backward at S = 50 took 7.6 ms, vs 9 (8) and 51 (one chunk)
+
+
+def decayed_sum(log_keep: Tensor, u: Tensor) -> Tensor:
+    """h_t = Σ_{i≤t} u_i Π_{i<j≤t} (1 - z_j), every t at once: the recurrence
+    h_t = (1 - z_t) h_{t-1} + u_t from h_0 = 0, unrolled.
+
+    The products are exp of differences of L_t = Σ_{j≤t} log(1 - z_j), never a ratio
+    of products (which underflows to 0/0 when a gate saturates).
+
+    Args: log_keep (B, S, g) log(1 - z_t), g = 1 or d; u (B, S, d).
+    Returns: h (B, S, d).
+    """
+    L = log_keep.cumsum(1)  # (B, S, g)
+    S = u.shape[1]
+    causal = torch.ones(S, S, dtype=torch.bool, device=u.device).tril()  # (S, S) i ≤ t
+    gap = L.unsqueeze(2) - L.unsqueeze(1)  # (B, S_t, S_i, g) = log Π_{i<j≤t} (1 - z_j)
+    weight = torch.where(causal[:, :, None], gap, float("-inf")).exp()  # (B, S, S, g)
+    if weight.shape[-1] == 1:
+        return weight[..., 0] @ u  # (B, S, d)
+    return (weight * u.unsqueeze(1)).sum(2)  # (B, S, d)
+
+
+def chunked_decayed_sum(log_keep: Tensor, u: Tensor, chunk: int) -> Tensor:
+    """:func:`decayed_sum` in chunks of ``chunk`` steps: the same numbers for
+    O(S · chunk) work instead of O(S²).
+
+    Within chunk n, the sum runs from the chunk's start (v); the state each chunk
+    leaves, H_n = K_n H_{n-1} + v_n,last with K_n the chunk's whole decay, is the same
+    recurrence over the N chunks, solved by :func:`decayed_sum`; then
+    h_t = v_t + (decay from the chunk's start to t) · H_{n-1}.
+
+    Args: log_keep (B, S, g); u (B, S, d). Returns h (B, S, d).
+    """
+    B, S, d = u.shape
+    pad = (-S) % chunk  # padding steps: log(1 - z) = 0 and u = 0 change nothing
+    log_keep = F.pad(log_keep, (0, 0, 0, pad)).unflatten(1, (-1, chunk))  # (B, N, C, g)
+    u = F.pad(u, (0, 0, 0, pad)).unflatten(1, (-1, chunk))  # (B, N, C, d)
+    N = u.shape[1]
+    v = decayed_sum(log_keep.flatten(0, 1), u.flatten(0, 1)).unflatten(0, (B, N))  # (B,N,C,d)
+    L = log_keep.cumsum(2)  # (B, N, C, g) decay from the chunk's start, through t
+    H = decayed_sum(L[:, :, -1], v[:, :, -1])  # (B, N, d) the state after each chunk
+    H_before = F.pad(H, (0, 0, 1, 0))[:, :N]  # (B, N, d) H_{n-1}, H_{-1} = 0
+    h = v + L.exp() * H_before.unsqueeze(2)  # (B, N, C, d)
+    return h.flatten(1, 2)[:, :S]  # (B, S, d)
 
 
 class QRN(QANet):
