@@ -50,6 +50,7 @@ class Progress:
         every: in log mode, also print a line every ``every`` steps (0 = only by time).
         tty: force the bar (``True``) or the log lines (``False``); ``None`` asks the stream.
         clock: a monotonic clock in seconds; tests pass a fake one.
+        enabled: False draws and prints nothing (the ranks past 0 of a DDP run).
     """
 
     def __init__(
@@ -62,11 +63,13 @@ class Progress:
         every: int = 0,
         tty: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
+        enabled: bool = True,
     ) -> None:
         self.total, self.desc, self.step = total, desc, initial
+        self.enabled = enabled
         self.stream = sys.stderr if stream is None else stream
         self.interval, self.every, self.clock = interval, every, clock
-        self.tty = _is_tty(self.stream) if tty is None else tty
+        self.tty = enabled and (_is_tty(self.stream) if tty is None else tty)
         self.loss: float | None = None
         self.tokens_per_s: float | None = None
         self._start = self._last_time = clock()
@@ -87,6 +90,8 @@ class Progress:
     def update(self, n: int = 1, loss: float | None = None, tokens: int = 0) -> None:
         """Count ``n`` more steps, with the latest training loss and the tokens they used."""
         self.step += n
+        if not self.enabled:
+            return
         self._tokens += tokens
         if loss is not None:
             self.loss = loss
@@ -105,6 +110,8 @@ class Progress:
 
     def write(self, message: str) -> None:
         """Print one line (e.g. evaluation results) without breaking the bar."""
+        if not self.enabled:
+            return
         if self._bar is not None:
             self._bar.write(message, file=self.stream)
         else:
@@ -115,7 +122,7 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        elif self.step != self._printed_step:
+        elif self.enabled and self.step != self._printed_step:
             self._measure(self.clock())
             self._print_line()
 

@@ -23,10 +23,18 @@ setting the saved optimizer, schedule or best score depend on (see
 :data:`SAFE_TO_CHANGE`), and cuts ``metrics.jsonl`` back to the checkpoint's step.
 
 Only one training at a time may use a run folder (see :func:`~textrnn.runlog.lock_run_folder`).
+
+Under ``torchrun`` the same loop trains with DistributedDataParallel (see
+:mod:`textrnn.distributed`): each rank reads its shard of every epoch, and W ranks with
+batch B take the steps one process takes with batch W*B. Every rank evaluates the full
+validation set and takes rank 0's numbers, so all make the same decisions (best, patience,
+schedule); rank 0 alone writes the run folder. Checkpoints hold every rank's RNG states,
+so a resume with as many processes is exact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -41,7 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from textrnn import checkpoint
+from textrnn import checkpoint, distributed
 from textrnn.device import resolve_device, to_device
 from textrnn.errors import CheckpointError, TextrnnError
 from textrnn.progress import Progress
@@ -59,7 +67,8 @@ SCHEDULES = ("none", "plateau", "linear")
 # schedule would restart (or break) the learning rate, and a new best_metric, seed or
 # budget clock would make the saved best score, RNG states or time used mean something else.
 SAFE_TO_CHANGE = frozenset({"epochs", "max_steps", "max_minutes", "patience", "stop_at",
-                            "eval_every", "log_every", "device", "threads", "amp"})
+                            "eval_every", "log_every", "device", "threads", "amp",
+                            "dist_timeout"})
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +105,9 @@ class TrainConfig:
     # stop once this many evaluations in a row have not bettered the best-checkpoint
     # metric (early stopping); 0 = never
     patience: int = 0
+    # under torchrun: the most seconds a rank waits for the others (a dead or stuck peer
+    # ends the run with an error after it); must exceed the longest evaluation
+    dist_timeout: float = 600.0
 
     def __post_init__(self) -> None:
         for name, allowed in (
@@ -130,10 +142,16 @@ class _Budget:
     def restart(self, used: float) -> None:
         """Count from now on, ``used`` seconds already spent (by the run being resumed)."""
         self.before, self.start = used, self.clock()
+        self.agreed: float | None = None  # under DDP: the ranks' clock, set every step
+
+    def local(self) -> float:
+        """Seconds used so far by this process's clock, earlier runs included."""
+        return self.before + self.clock() - self.start
 
     def used(self) -> float:
-        """Seconds used so far, earlier runs of a resumed training included."""
-        return self.before + self.clock() - self.start
+        """Seconds used so far, earlier runs of a resumed training included; under DDP the
+        value the ranks last agreed on, so that all stop (and decay the lr) alike."""
+        return self.local() if self.agreed is None else self.agreed
 
     def fraction(self) -> float:
         """Share of the budget spent (0 when there is no budget)."""
@@ -278,28 +296,87 @@ def fit(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with lock_run_folder(out):
-        checkpoint.remove_temp_files(out)  # left by a run killed mid-save; none is ours yet
-        return _fit(model, train_data, val_data, cfg, out, resume)
+    main = distributed.is_main()  # under torchrun rank 0 alone holds and writes the folder
+    with (lock_run_folder(out) if main else contextlib.nullcontext(),
+          distributed.process_group(resolve_device(cfg.device), cfg.dist_timeout) as device):
+        if main:
+            checkpoint.remove_temp_files(out)  # left by a run killed mid-save; none is ours
+        try:
+            return _fit(model, train_data, val_data, cfg, out, resume, device)
+        except RuntimeError as err:
+            if distributed.world_size() <= 1 or not distributed.is_peer_error(err):
+                raise
+            reason = " ".join(str(err).split())[:120]  # one line; gloo's run on
+            raise TextrnnError(
+                f"rank {distributed.rank()}: lost the other training processes (one died, "
+                f"or did not answer within --dist-timeout {cfg.dist_timeout:g}s); continue "
+                f"from {out / 'last.pt'} with --resume ({reason})") from err
+
+
+def _read_resume(path: Path, model: nn.Module, cfg: TrainConfig, device: torch.device) -> dict:
+    """``path`` read and checked for resuming; under DDP rank 0 reads it and every rank
+    gets the same dict, or raises the same error (a run folder need not be shared)."""
+    if distributed.world_size() <= 1:
+        raw = checkpoint.read(path, map_location=device, resume=True)
+        _check_resume_settings(path, raw, model, cfg)
+        return raw
+    found: tuple[str, object] = ("error", "")
+    if distributed.is_main():
+        try:
+            raw = checkpoint.read(path, map_location="cpu", resume=True)  # pickled to peers
+            _check_resume_settings(path, raw, model, cfg)
+            found = ("ok", raw)
+        except CheckpointError as err:
+            found = ("error", str(err))
+    kind, value = distributed.broadcast(found)
+    if kind == "error":
+        raise CheckpointError(value)
+    return value
+
+
+def _restore_rng(raw: dict, rank: int, world: int, seed: int) -> None:
+    """Give this rank its own RNG states from ``raw`` (rank 0's came with :func:`_restore`);
+    from a run of another number of processes, the other ranks start afresh."""
+    saved = raw["extra"].get("world_size", 1)
+    ranks = raw["rng"].get("ranks") if world > 1 else None
+    if saved != world or (world > 1 and not (isinstance(ranks, list) and len(ranks) == world)):
+        if rank == 0:
+            log.warning("resuming a run of %s process(es) with %d: the data goes on from the "
+                        "checkpoint, but ranks 1 and up draw new dropout streams (not "
+                        "exactly the run that would have been)", saved, world)
+        if rank > 0:
+            seed_everything(seed + rank)
+    elif rank > 0:
+        checkpoint.set_rng_state(ranks[rank])
+
+
+def _rng_states(world: int) -> dict:
+    """Every rank's RNG states as one ``rng`` entry: rank 0's at the top (what a single
+    process restores), and under DDP all ranks' under ``"ranks"``. A collective call."""
+    states = distributed.all_gather(checkpoint.rng_state())
+    return states[0] if world <= 1 else {**states[0], "ranks": states}
 
 
 def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
-         resume: bool) -> dict:
-    """:func:`fit` in the locked run folder ``out``."""
+         resume: bool, device: torch.device) -> dict:
+    """:func:`fit` in the locked run folder ``out``, on ``device``."""
     cfg = replace(cfg, best_metric=cfg.best_metric or model.best_metric,
                   best_mode=cfg.best_mode or model.best_mode)
-    device = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
+    rank, world = distributed.rank(), distributed.world_size()
+    main = rank == 0
+    seed_everything(cfg.seed + rank)  # each rank its own dropout; DDP copies rank 0's weights
     model.to(device).train()
+    net = distributed.loss_fn(model, device)  # model.loss, or DDP around it
+    steps = distributed.shard(train_data, rank, world)
     # Adam's fused kernel: one pass over each parameter instead of a dozen (26 ms -> 3 ms
     # a step for a 2.7M-parameter word LM on one CPU thread).
     fused = {"fused": True} if cfg.optimizer in ("adam", "adamw") else {}
     optimizer = OPTIMIZERS[cfg.optimizer](
         model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **fused
     )
-    steps_per_epoch = len(train_data) if hasattr(train_data, "__len__") else None
+    steps_per_epoch = len(steps) if hasattr(train_data, "__len__") else None
     total = min(cfg.max_steps or math.inf, cfg.epochs * (steps_per_epoch or math.inf))
     total = None if total == math.inf else int(total)
     budget = _Budget(cfg)  # restarted below with the time a resumed run had used
@@ -327,16 +404,30 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
     last_metrics: dict = {}
     if resume:
         path = out / "last.pt"
-        raw = checkpoint.read(path, map_location=device, resume=True)
-        _check_resume_settings(path, raw, model, cfg)
+        raw = _read_resume(path, model, cfg, device)
         s.update(_restore(path, raw, model, optimizer, scheduler))
+        _restore_rng(raw, rank, world, cfg.seed)
         last_metrics = raw["metrics"]
     # A resumed run's log goes back to its checkpoint: later records are redone.
-    runlog = RunLog(out, resume_step=s["step"] if resume else None)
+    runlog = RunLog(out, resume_step=s["step"] if resume else None) if main else None
     started, losses = time.monotonic() - s["elapsed"], []
     budget.restart(s["budget_used"])
 
-    def save(name: str, metrics: dict) -> None:
+    def agree(loss: float, tokens: int, hit: bool) -> tuple[float, int, bool]:
+        """Under DDP, the global batch's loss and tokens, and whether any rank was
+        interrupted; the ranks' mean clock becomes the budget's. Every rank must stop, and
+        set its lr, at the same step, and their clocks differ. One small all-reduce."""
+        if world <= 1:
+            return loss, tokens, hit
+        total, ntok, hits, used = distributed.all_sum(
+            [loss, float(tokens), float(hit), budget.local() / world])
+        budget.agreed = used
+        return total, int(ntok), hits > 0
+
+    def save(name: str, metrics: dict) -> None:  # under DDP every rank calls it, rank 0 writes
+        rng = _rng_states(world)
+        if not main:
+            return
         checkpoint.save(
             out / name,
             model=model,
@@ -347,9 +438,10 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
             batch_in_epoch=s["batch_in_epoch"],
             metrics=metrics,
             train_config=asdict(cfg),
+            rng=rng,
             extra={"best": s["best"], "best_loss": s["best_loss"],
                    "elapsed": time.monotonic() - started,
-                   "budget_used": budget.used(), "stale": s["stale"]},
+                   "budget_used": budget.used(), "stale": s["stale"], "world_size": world},
         )
 
     def evaluate(scheduled: bool) -> None:
@@ -358,6 +450,9 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
         with torch.no_grad(), autocast:
             metrics = model.evaluate(to_device(b, device) for b in val_data)
         model.train()
+        # Every rank evaluated the same weights; rank 0's numbers make the decisions below
+        # on all of them (a GPU's last bits may differ, and a split decision would hang).
+        metrics = distributed.broadcast(metrics)
         if cfg.best_metric not in metrics:
             raise TextrnnError(f"best_metric {cfg.best_metric!r} is not among {sorted(metrics)}")
         value = metrics[cfg.best_metric]
@@ -370,7 +465,8 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
             "lr": optimizer.param_groups[0]["lr"],
         }
         losses, last_metrics = [], metrics
-        runlog.append(record)
+        if runlog is not None:
+            runlog.append(record)
         progress.write(f"step {s['step']} " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         # best.pt first: it must hold the model these metrics were measured on, and
         # on_evaluate may change it (MemN2N's linear start ends by switching a softmax on).
@@ -385,51 +481,63 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
             model.on_evaluate(metrics)  # e.g. MemN2N ends its linear start when val loss stalls
         save("last.pt", metrics)  # after: a resumed run goes on from the changed model
 
-    progress = Progress(total, desc="train", initial=s["step"], every=cfg.log_every)
+    progress = Progress(total, desc="train", initial=s["step"], every=cfg.log_every,
+                        enabled=main)
+    agree(0.0, 0, False)  # the ranks' clocks, before the first look at the budget
     done = (total is not None and s["step"] >= total) or budget.spent() or finished()
+    stopped = False  # by an interrupt every rank agreed on: a step boundary on all
     try:
         with _DeferredInterrupt() as interrupt, progress:
             while not done and s["epoch"] < cfg.epochs:
-                if hasattr(train_data, "set_epoch"):
-                    train_data.set_epoch(s["epoch"])
-                for i, batch in enumerate(train_data):
+                if hasattr(steps, "set_epoch"):
+                    steps.set_epoch(s["epoch"])
+                # The batches before batch_in_epoch were consumed before the checkpoint
+                # we resumed from.
+                for step in steps.steps(start=s["batch_in_epoch"]):
                     if done:  # checked here, so that a run ending on an epoch's last
                         break  # batch still counts that epoch as finished (the else below)
-                    if i < s["batch_in_epoch"]:
-                        continue  # consumed before the checkpoint we resumed from
-                    batch = to_device(batch, device)
+                    batch = to_device(step.batch, device)
                     with autocast:
-                        loss = model.loss(batch)
+                        loss = net(batch)
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.grad_clip > 0:
+                    # share: this rank's part of the global batch (1 in one process).
+                    (loss if step.share == 1.0 else loss * step.share).backward()
+                    if cfg.grad_clip > 0:  # DDP's backward has averaged the gradients
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                     optimizer.step()
+                    ntok = model.num_tokens(batch) if hasattr(model, "num_tokens") else 0
+                    loss_value, ntok, interrupt.hit = agree(loss.item() * step.share / world,
+                                                            ntok, interrupt.hit)
                     if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
                         scheduler.step()
                     s["step"] += 1
-                    s["batch_in_epoch"] = i + 1
-                    losses.append(loss.item())
-                    ntok = model.num_tokens(batch) if hasattr(model, "num_tokens") else 0
+                    s["batch_in_epoch"] = step.position
+                    losses.append(loss_value)
                     progress.update(loss=losses[-1], tokens=ntok)
                     done = (total is not None and s["step"] >= total) or budget.spent()
                     if cfg.eval_every and s["step"] % cfg.eval_every == 0:
                         evaluate(scheduled=True)
                         done = done or finished()
                     if interrupt.hit:
+                        stopped = True
                         raise KeyboardInterrupt
                 else:  # the epoch ran to its end: the next one starts from its first batch
                     s["epoch"], s["batch_in_epoch"] = s["epoch"] + 1, 0
                     if not cfg.eval_every:
                         evaluate(scheduled=True)
                         done = done or finished()
-            if losses or not (out / "last.pt").exists():
+            # rank 0's answer: a peer may not see the run folder
+            if distributed.broadcast(bool(losses) or not (out / "last.pt").exists()):
                 evaluate(scheduled=False)  # end on an evaluated, resumable checkpoint
     except KeyboardInterrupt:
         # Nothing finished is lost; `--resume` continues. After a deferred Ctrl-C (or one
         # raised between batches) this is a step boundary and the resume is exact; a second
-        # Ctrl-C mid-step may redo that step with different dropout draws.
-        save("last.pt", last_metrics)
+        # Ctrl-C mid-step may redo that step with different dropout draws. Under DDP only
+        # an agreed stop is saved: the ranks of a second Ctrl-C stand at different points,
+        # and saving (which gathers every rank's RNG) would hang; last.pt is then the
+        # previous evaluation's.
+        if world <= 1 or stopped:
+            save("last.pt", last_metrics)
         raise
     return {
         "step": s["step"],
