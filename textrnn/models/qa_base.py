@@ -47,7 +47,10 @@ class QAConfig:
     max_question_words: int = 12  # question words read; bAbI's longest has 11 (lstm_reader)
     memory_slots: int = 20  # M, memory slots with keys (entnet; Henaff et al. use 20)
     qrn_layers: int = 2  # K stacked layers, both directions below the top (qrn; the paper's 2)
-    vector_gates: bool = False  # update and reset gates of width d, not scalars (qrn)
+    # update and reset gates of width d, not scalars (qrn). On by default since 2026-12-02:
+    # the quick start's 13 generated kinds, 5 CPU-min, mean error 5.68% -> 4.75% (positional
+    # reasoning 76 -> 85%, three facts 97 -> 99%); en 1k tasks 1,6 still 100% / >= 99.9%.
+    vector_gates: bool = True
     qrn_compare: bool = True  # the candidate also reads x ∘ q, to compare slots (qrn; ours)
     entity_slots: int = 0  # K: unseen words read as @ent1..@entK (textrnn.data.entities); 0=off
     entity_dropout: float = 0.5  # training: share of stories that read known names as slots
