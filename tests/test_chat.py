@@ -30,7 +30,7 @@ def test_load_gives_an_answerer_with_answer_confidence_and_evidence(bot):
     assert all(e.sentence == STORY[e.index] for e in a.evidence)
     assert a.unknown_words == [] and a.dropped == 0
     assert set(a.to_dict()) == {"answer", "confidence", "evidence", "unknown_words", "dropped",
-                                "sure"}
+                                "sure", "hops"}
 
 
 def test_batched_answers_equal_one_at_a_time(bot):

@@ -85,7 +85,7 @@ def test_answer_is_stateless_and_matches_the_answerer(client, answerer):
     # The same answer, its floats as the API shows them (4 decimals: textrnn.rounding).
     assert body.json() == round_floats(answerer.answer(STORY, "Where is Mary?").to_dict())
     assert set(body.json()) == {"answer", "confidence", "evidence", "unknown_words", "dropped",
-                                "sure"}
+                                "sure", "hops"}
 
 
 def test_names_and_places_never_seen_over_the_api(client):

@@ -4,8 +4,9 @@ Two plain objects hold all the logic, so the terminal chat (``textrnn chat``)
 and the web service (``textrnn serve``) are thin shells over them:
 
 - :class:`Answerer` wraps a loaded QA checkpoint: ``answer(story, question)``
-  returns the answer, the model's confidence and the story sentences it
-  attended to (its evidence); ``answer_batch`` answers many in one forward pass.
+  returns the answer, the model's confidence, the story sentences it
+  attended to (its evidence) and its attention per hop (``hops``; drawn by
+  ``textrnn inspect memory``); ``answer_batch`` answers many in one forward pass.
 - :class:`ChatSession` keeps one conversation's story: a statement is added to
   it, a line ending in ``?`` is answered, ``/reset``, ``/story`` and ``/help``
   are commands. Bad input (empty, too long, unknown words) gets a polite reply,
@@ -81,6 +82,9 @@ class Answer:
     unknown_words: list[str] = field(default_factory=list)  # words the model never saw
     dropped: int = 0  # oldest story sentences beyond the model's memory, not read
     sure: bool = True  # confidence at or above the threshold chosen on validation
+    # hops[k][i]: the weight hop k (a MemN2N hop, a QRN layer; one row for EntNet and the
+    # LSTM reader) gave sentence i of those read, i.e. story sentence ``dropped + i``
+    hops: list[list[float]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -91,6 +95,7 @@ class Answer:
             "unknown_words": self.unknown_words,
             "dropped": self.dropped,
             "sure": self.sure,
+            "hops": self.hops,
         }
 
 
@@ -178,6 +183,7 @@ class Answerer:
                 unknown_words=self._unknown([*words, q_words]),
                 dropped=dropped,
                 sure=float(pred["confidence"]) >= self.unsure_below,
+                hops=pred.get("hops") or [pred["attention"]],
             ))
         return results
 

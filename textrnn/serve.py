@@ -92,6 +92,10 @@ class AnswerOut(BaseModel):
     unknown_words: list[str] = Field(description="words the model never saw")
     dropped: int = Field(ge=0, description="oldest story sentences beyond the memory, not read")
     sure: bool = Field(description="confidence at or above the threshold chosen on validation")
+    hops: list[list[Shown]] = Field(
+        default_factory=list,
+        description="attention per hop (MemN2N) or layer (QRN; one row for EntNet and the "
+        "LSTM reader): hops[k][i] is the weight of story sentence dropped + i")
 
     @classmethod
     def of(cls, answer: Answer) -> "AnswerOut":

@@ -1,5 +1,6 @@
-"""``textrnn inspect gates`` and ``textrnn inspect neurons``: pictures of a model's insides,
-over :mod:`textrnn.gates` and :mod:`textrnn.neurons`.
+"""``textrnn inspect gates``, ``inspect neurons`` and ``inspect memory``: pictures of a
+model's insides, over :mod:`textrnn.gates`, :mod:`textrnn.neurons` and
+:mod:`textrnn.memory_map`.
 
 ::
 
@@ -7,6 +8,8 @@ over :mod:`textrnn.gates` and :mod:`textrnn.neurons`.
         --out gates.png
     textrnn inspect gates --checkpoint runs/ner/best.pt "Jules lives in Paris" --json
     textrnn inspect neurons --checkpoint runs/lm/best.pt --out neurons.png
+    textrnn inspect memory --checkpoint runs/qa/best.pt --story story.txt \\
+        --question "Where is Mary?" --out memory.png
 
 Every picture is written atomically and named in the output; with ``--json`` the
 numbers go to stdout as one JSON object and that line to stderr.
@@ -22,7 +25,7 @@ from pathlib import Path
 from textrnn.cli import common, flags
 from textrnn.errors import TextrnnError
 
-# textrnn.gates and textrnn.neurons import torch and matplotlib: imported where used.
+# textrnn.gates, .neurons and .memory_map import torch and matplotlib: imported where used.
 
 JSON_DIGITS = 6  # decimals in --json: the gates agree with the layer to 1e-6
 
@@ -84,10 +87,31 @@ def cmd_neurons(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_memory(args: argparse.Namespace) -> int:
+    """``inspect memory``: a QA model's attention over a story's sentences, per hop."""
+    from textrnn import memory_map
+
+    story = (memory_map.parse_story(sys.stdin.read().splitlines(), "<stdin>")
+             if args.story == "-" else memory_map.read_story(args.story))
+    bundle = common.load(args, task="qa")
+    found = memory_map.read(bundle, story, args.question)
+    out = Path(args.out)
+    memory_map.plot(found, out)
+    top = [max(range(len(row)), key=row.__getitem__) for row in found.weights if row]
+    looked = ", ".join(f"{c}: sentence {found.dropped + i + 1} ({row[i]:.2f})"
+                       for c, i, row in zip(found.columns, top, found.weights, strict=False))
+    dropped = f"; {found.dropped} oldest not read" if found.dropped else ""
+    line = (f"wrote {out}: {found.answer!r} (confidence {found.confidence:.2f}), "
+            f"{found.arch} over {len(found.sentences)} sentences{dropped}; most attended: "
+            f"{looked or 'none'}")
+    _emit(args, line, {"picture": str(out), **memory_map.to_json(found)})
+    return 0
+
+
 def add_commands(commands) -> None:
-    """``textrnn inspect gates`` and ``textrnn inspect neurons``."""
+    """``textrnn inspect gates``, ``inspect neurons`` and ``inspect memory``."""
     inspect = commands.add_parser(
-        "inspect", help="pictures of a model's insides (gates, neurons)",
+        "inspect", help="pictures of a model's insides (gates, neurons, memory)",
         description="Pictures of what happens inside a trained model, and their numbers.")
     kinds = inspect.add_subparsers(dest="kind", required=True, metavar="WHAT",
                                    help="what to draw")
@@ -128,3 +152,19 @@ def add_commands(commands) -> None:
     n.add_argument("--json", action="store_true", help="print the numbers as JSON")
     flags.add_device_flags(n)
     n.set_defaults(func=cmd_neurons)
+
+    m = kinds.add_parser(
+        "memory", help="a QA model's attention over a story, per hop, as a heat map",
+        description="Answer a question about a story with a qa checkpoint and draw how much "
+        "attention each sentence got: per hop (memn2n), per layer (qrn: each layer's share "
+        "of the sentence in its final query), or one column (entnet, lstm_reader). The "
+        "story is read as the chat reads it.")
+    m.add_argument("--checkpoint", required=True, metavar="FILE", help="a qa checkpoint")
+    m.add_argument("--story", required=True, metavar="FILE",
+                   help="one sentence a line (bAbI's numbered lines too); - for standard input")
+    m.add_argument("--question", required=True, help='e.g. "Where is Mary?"')
+    m.add_argument("--out", default="memory.png", metavar="PNG",
+                   help="the picture (default: %(default)s)")
+    m.add_argument("--json", action="store_true", help="print the weights as JSON")
+    flags.add_device_flags(m)
+    m.set_defaults(func=cmd_memory)
