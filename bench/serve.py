@@ -9,6 +9,10 @@ server share the machine's cores, so on a small machine the numbers are a floor.
     python bench/serve.py --checkpoint runs/qa/best.pt --clients 50 --seconds 10
     python bench/serve.py --route session          # chat sessions: statements + questions
 
+``--runtime both`` serves the same model twice, through PyTorch and through ONNX Runtime
+(``textrnn export`` first; needs the onnx extra), and prints the onnx/torch requests/s
+ratio (issue 24's target: >= 1.5x at an equal or lower p99).
+
 ``--route session`` runs twice, sessions in memory (``:memory:``) then in a SQLite file
 (what ``textrnn serve`` does by default), and prints the SQLite/memory requests/s ratio.
 
@@ -37,14 +41,19 @@ import httpx2
 STORY = ["Mary moved to the bathroom.", "John went to the hallway.", "Mary went to the garden."]
 
 # Runs in the server's process: serve, print the URL, stop when stdin closes.
-# argv: checkpoint, sessions (a SQLite file or :memory:).
+# argv: checkpoint (or .onnx file), sessions (a SQLite file or :memory:), runtime.
 SERVER = """
 import sys, torch
 torch.set_num_threads(1)
 from textrnn.chat import Answerer
 from textrnn.serve import background_server, create_app
 from textrnn.serve import freeze_startup_heap
-app = create_app(Answerer.from_checkpoint(sys.argv[1]), sessions=sys.argv[2])
+if sys.argv[3] == "onnx":
+    from textrnn import runtime
+    answerer = runtime.load(sys.argv[1], task="qa")
+else:
+    answerer = Answerer.from_checkpoint(sys.argv[1])
+app = create_app(answerer, sessions=sys.argv[2])
 freeze_startup_heap()  # as run_server does
 with background_server(app) as url:
     print(url, flush=True)
@@ -169,9 +178,9 @@ def summarize(latencies: list[float], errors: list[str], elapsed: float) -> dict
 
 
 def measure(checkpoint: str, sessions: str, args: argparse.Namespace, tmp: Path,
-            use_wrk: bool) -> dict:
+            use_wrk: bool, runtime: str = "torch") -> dict:
     """Start a server keeping its sessions in ``sessions``, load it, stop it; its figures."""
-    server = subprocess.Popen([sys.executable, "-c", SERVER, checkpoint, sessions],
+    server = subprocess.Popen([sys.executable, "-c", SERVER, checkpoint, sessions, runtime],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         url = server.stdout.readline().strip()
@@ -205,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--route", choices=["answer", "session"], default="answer",
                         help="stateless /api/answer, or chat sessions, in memory and in "
                              "SQLite (default: answer)")
+    parser.add_argument("--runtime", choices=["torch", "onnx", "both"], default="torch",
+                        help="serve through PyTorch, ONNX Runtime, or both one after the "
+                             "other (default: torch)")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto",
                         help="load generator: wrk or async Python clients; "
                              "auto = wrk when installed (default: auto)")
@@ -212,14 +224,31 @@ def main(argv: list[str] | None = None) -> int:
     use_wrk = bool(args.client == "wrk" or (args.client == "auto" and shutil.which("wrk")))
     client = "wrk" if use_wrk else "python"
     results = {}
+    runtimes = ["torch", "onnx"] if args.runtime == "both" else [args.runtime]
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint or tiny_checkpoint(Path(tmp))
+        files = {"torch": checkpoint}
+        if "onnx" in runtimes:  # exported in a process of its own, as the tests do
+            files["onnx"] = str(Path(tmp) / "model.onnx")
+            subprocess.run([sys.executable, "-m", "textrnn", "export", "--checkpoint",
+                            checkpoint, "--out", files["onnx"]], check=True)
         stores = {"memory": ":memory:"}
         if args.route == "session":
             stores["sqlite"] = str(Path(tmp) / "sessions.sqlite")
-        for name, sessions in stores.items():
-            results[name] = measure(checkpoint, sessions, args, Path(tmp), use_wrk)
-            report(results[name], args.route, name, args.clients, client)
+        for runtime in runtimes:
+            for name, sessions in stores.items():
+                key = name if len(runtimes) == 1 else f"{runtime}/{name}"
+                results[key] = measure(files[runtime], sessions, args, Path(tmp), use_wrk,
+                                       runtime)
+                report(results[key], args.route, f"{name} runtime={runtime}", args.clients,
+                       client)
+    for name in stores:
+        torch_run, onnx_run = results.get(f"torch/{name}"), results.get(f"onnx/{name}")
+        if torch_run and onnx_run:
+            print(f"onnx/torch ({name} sessions): requests/s "
+                  f"{onnx_run['rps'] / max(torch_run['rps'], 1e-9):.2f}x (target >= 1.5x), "
+                  f"p99 {onnx_run.get('p99', float('nan')):.1f} vs "
+                  f"{torch_run.get('p99', float('nan')):.1f} ms")
     if "sqlite" in results:
         ratio = results["sqlite"]["rps"] / max(results["memory"]["rps"], 1e-9)
         print(f"sqlite/memory requests/s {ratio:.2f}x (target >= 0.8x); errors: memory "
