@@ -54,3 +54,28 @@ def test_generate_yields_one_token_at_a_time(word_lm):
     rest = list(stream)
     assert 1 + len(rest) <= 5 and isinstance(first, int)
     assert bundle.model.sample(vocab.encode(["the", "cat"]), 5, temperature=0) == [first, *rest]
+
+
+def test_max_lines_samples_across_line_ends(word_lm, capsys):
+    three = sample(capsys, word_lm, "--seed", "3", "--max-lines", "3", "--max-tokens", "80")
+    one = sample(capsys, word_lm, "--seed", "3")
+    assert three.startswith(one.rstrip("\n"))  # the same draw, carried on past the first line
+    assert three.endswith("\n\n")  # stopped at a line end (then print's own)...
+    assert three.rstrip("\n").count("\n") == 2  # ...the third one
+
+
+def test_max_lines_zero_runs_to_max_tokens(word_lm):
+    from textrnn.pipelines import lm
+
+    bundle = load(word_lm)
+    pieces = list(lm.sample(bundle, "the cat", max_tokens=40, max_lines=0, seed=3))
+    assert len(pieces) == 1 + 40  # the prompt, then every token: <eos> stops nothing
+    assert "".join(pieces).count("\n") >= 2
+    assert len(list(lm.sample(bundle, "the cat", max_tokens=40, seed=3))) < 1 + 40
+
+
+def test_max_lines_refused_for_tunes(word_lm, tmp_path, capsys):
+    code = main(["sample", "--checkpoint", str(word_lm), "--abc", str(tmp_path / "t.abc"),
+                 "--max-lines", "2"])
+    assert code != 0 and "--max-lines is for text" in capsys.readouterr().err
+    assert not (tmp_path / "t.abc").exists()

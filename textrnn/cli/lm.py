@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from textrnn.cli import common, flags
+from textrnn.errors import TextrnnError
 from textrnn.tokenize import TOKENIZERS
 
 # The model, layer, pipeline and trainer modules import torch: each function below imports
@@ -121,11 +122,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     """``sample``: stream text from a language model; with --abc/--midi, write a tune."""
     from textrnn.pipelines import lm
 
+    if (args.abc or args.midi) and args.max_lines is not None:
+        raise TextrnnError("--max-lines is for text: a tune ends at its blank line")
     bundle = common.load(args, task=TASK)
     options = dict(max_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k,
                    no_unk=args.no_unk, seed=args.seed)
     if not (args.abc or args.midi):
-        _stream(lm.sample(bundle, args.prompt, **options))
+        _stream(lm.sample(bundle, args.prompt, max_lines=args.max_lines, **options))
         print()
         return 0
     tune = _stream(lm.sample_tune(bundle, args.prompt, args.abc, args.midi,
@@ -228,14 +231,31 @@ def demo_vanishing(args: argparse.Namespace) -> int:
 DEMOS = {"shakespeare": demo_shakespeare, "vanishing": demo_vanishing}
 
 
+def _non_negative(text: str) -> int:
+    """A count of at least 0, for ``--max-lines``."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return count
+
+
 def _add_sample_command(commands) -> None:
     p = commands.add_parser(
-        "sample", help="generate text from a language model (word models stop at the line's end)",
-        description="Generate text from a language-model checkpoint, printed as it is drawn.")
+        "sample", help="generate text from a language model (word models: one line by default)",
+        description="Generate text from a language-model checkpoint, printed as it is drawn. "
+                    "A word model stops at the end of its first line unless --max-lines says "
+                    "more; a char model writes --max-tokens characters, line breaks and all.")
     p.add_argument("--checkpoint", required=True, metavar="FILE", help="an lm checkpoint")
     p.add_argument("--prompt", default="", help="text to continue (default: a new line)")
     p.add_argument("--max-tokens", type=int, default=300,
                    help="tokens to generate (default: %(default)s)")
+    p.add_argument("--max-lines", type=_non_negative, default=None, metavar="N",
+                   help="stop after N line ends, or at --max-tokens; 0 = only --max-tokens "
+                        "stops (default: 1 for word models, whose lines end at <eos>; 0 for "
+                        "char models). For prose, e.g. --max-lines 5")
     p.add_argument("--temperature", type=float, default=0.8,
                    help="<1 is safer, >1 wilder, 0 greedy (default: %(default)s)")
     p.add_argument("--top-k", type=int, default=0,

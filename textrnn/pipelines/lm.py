@@ -35,7 +35,14 @@ from textrnn import models
 from textrnn.checkpoint import Bundle
 from textrnn.data import music
 from textrnn.data.split import holdout, validation_file
-from textrnn.data.text import detokenize, eval_batch_size, read_text, stream_batches, tokenize_lines
+from textrnn.data.text import (
+    EOS,
+    detokenize,
+    eval_batch_size,
+    read_text,
+    stream_batches,
+    tokenize_lines,
+)
 from textrnn.errors import DataError, TextrnnError
 from textrnn.models.lm import LMConfig, default_cutoffs
 from textrnn.pipelines import Run
@@ -169,19 +176,23 @@ def sample(
     no_unk: bool = False,
     seed: int = 0,
     context: str = "",
+    max_lines: int | None = None,
 ) -> Iterator[str]:
     """The prompt, then each sampled token's text, as soon as it is drawn.
 
     Args:
         bundle: an ``lm`` checkpoint.
         prompt: the text to continue (empty: a new line).
-        max_tokens: the most tokens to generate; word models also stop at ``<eos>``
-            (the end of the line).
+        max_tokens: the most tokens to generate.
         temperature: below 1 is safer, above 1 wilder, 0 greedy.
         top_k: sample among the ``top_k`` likeliest tokens; 0 = all.
         no_unk: never generate ``<unk>`` (the rare-token stand-in).
         seed: the sampling seed: the same seed gives the same text.
         context: text the model reads before the prompt, not shown.
+        max_lines: stop after this many generated line ends (a word model's
+            ``<eos>``, a char model's ``\\n``); 0 = only ``max_tokens`` stops. None:
+            1 for word models (one line, as a line of the training text), 0 for char
+            models (which learn their own line breaks).
 
     Yields:
         Pieces of text; joined, they are the prompt and its continuation.
@@ -202,16 +213,23 @@ def sample(
         top_k=top_k or None,
         generator=generator,
         exclude_ids=sorted(i for i in never if i is not None),
-        stop_id=vocab.eos_id if level == "word" else None,
     )
+    if max_lines is None:
+        max_lines = 1 if level == "word" else 0
+    line_end = EOS if level == "word" else "\n"
     tokens = list(prompt_tokens)
     shown = detokenize(tokens, level)
     yield shown
+    lines = 0
     for next_id in ids:
         tokens.append(vocab.itos[next_id])
         text = detokenize(tokens, level)  # appending a token only appends text
         yield text[len(shown):]
         shown = text
+        lines += tokens[-1] == line_end
+        if max_lines and lines >= max_lines:
+            ids.close()  # the model leaves its eval mode now, not when collected
+            break
 
 
 @dataclass
