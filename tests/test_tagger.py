@@ -196,6 +196,16 @@ def test_train_eval_tag_commands(conll_dir, tmp_path, capsys, monkeypatch):
     record = json.loads(capsys.readouterr().out)
     assert record["tags"][:3] == ["B-PER", "O", "B-PER"] and len(record["tokens"]) == 10
     assert record["entities"][-1] == {"type": "ORG", "start": 7, "end": 9, "text": "Acme Corp"}
+    # URLs, user names and U.S. are single tokens, as in CoNLL; --pretokenized splits
+    # at spaces only.
+    sentence = "Mail @vincent (http://a.example/x?y=1) in the U.S., Jules&Mia."
+    assert main(["tag", "--checkpoint", str(run / "best.pt"), "--json", sentence]) == 0
+    assert json.loads(capsys.readouterr().out)["tokens"] == [
+        "Mail", "@vincent", "(", "http://a.example/x?y=1", ")", "in", "the", "U.S.", ",",
+        "Jules", "&", "Mia", "."]
+    assert main(["tag", "--checkpoint", str(run / "best.pt"), "--json", "--pretokenized",
+                 sentence]) == 0
+    assert json.loads(capsys.readouterr().out)["tokens"] == sentence.split()
     # No arguments: one sentence a line from standard input; blank lines are skipped.
     monkeypatch.setattr("sys.stdin", io.StringIO("Mia and Butch went to Paris\n\nAcme\n"))
     assert main(["tag", "--checkpoint", str(run / "best.pt")]) == 0

@@ -5,7 +5,8 @@ Both are pure functions on ``str``; they know nothing about ids or tensors
 
 - :func:`word_tokenize` splits on Unicode word boundaries and keeps every
   punctuation mark as its own token, so ``"Where is Mary?"`` gives
-  ``["where", "is", "mary", "?"]`` when lower-cased.
+  ``["where", "is", "mary", "?"]`` when lower-cased; URLs, e-mail addresses,
+  ``@user``, ``#tag`` and ``U.S.`` stay whole.
 - :func:`char_tokenize` returns grapheme-agnostic code points after NFC
   normalisation, so a composed "é" and "e" + combining accent give the same
   token.
@@ -18,10 +19,22 @@ from __future__ import annotations
 import re
 import unicodedata
 
+# Tokens kept whole, tried first at each position (as CoNLL and tweets write them):
+_WHOLE = (
+    # a URL, without the punctuation that ends its sentence or closes its bracket
+    r"(?i:https?://|www\.)\S*[\w/#=&%~+\-]",
+    r"\w[\w.+\-]*@[\w\-]+(?:\.[\w\-]+)+",  # an e-mail address: a.b@c.org
+    r"(?<!\w)@\w+",  # a user name: @user (not the "@" in "a@b")
+    r"(?<!\w)#\w*[^\W\d_]\w*",  # a hashtag, with a letter: #tag, #NLP2024 (not C#, #1)
+    r"(?:[^\W\d_]\.){2,}",  # single letters with periods: U.S., e.g., U.S.A.
+)
 # A word is a run of letters/digits/marks, optionally joined by an apostrophe or
 # hyphen inside it ("don't", "well-known"); anything else that is not space is a
 # token of its own ("?", ".", "—", "😀").
-_WORD_RE = re.compile(r"[^\W_](?:[\w\u0300-\u036f]|['’\-](?=[^\W_]))*|\S", re.UNICODE)
+_WORD_RE = re.compile(
+    "|".join([*_WHOLE, r"[^\W_](?:[\w\u0300-\u036f]|['’\-](?=[^\W_]))*", r"\S"]),
+    re.UNICODE,
+)
 
 
 def normalize(text: str) -> str:
@@ -67,6 +80,16 @@ def word_tokenize(text: str, lower: bool = False) -> list[str]:
     ['東京', 'is', 'big', '.', '😀']
     >>> word_tokenize("   ")
     []
+
+    URLs, e-mail addresses, user names, hashtags and abbreviations written with
+    periods stay whole; the punctuation after them does not join them:
+
+    >>> word_tokenize("@ana: see https://example.org/a?b=1 (or www.example.org).")
+    ['@ana', ':', 'see', 'https://example.org/a?b=1', '(', 'or', 'www.example.org', ')', '.']
+    >>> word_tokenize("Mail jo.smith@mail.example.com, #NLP rocks in the U.S.")
+    ['Mail', 'jo.smith@mail.example.com', ',', '#NLP', 'rocks', 'in', 'the', 'U.S.']
+    >>> word_tokenize("a@b, C# and #1 as before; e.g. end.Then")
+    ['a', '@', 'b', ',', 'C', '#', 'and', '#', '1', 'as', 'before', ';', 'e.g.', 'end', '.', 'Then']
 
     Vowel signs and other combining marks stay in their word, in any script; so do
     emoji modifiers and joined emoji:

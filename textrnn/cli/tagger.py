@@ -128,7 +128,9 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
     bundle = common.load(args, task=TASK)
     bundle = tagger.join_ensemble(bundle, args.ensemble, first=args.checkpoint)
-    token_lists = [word_tokenize(t) for t in common.texts_or_stdin(args.texts, "tag")]
+    # --pretokenized: the user's tokens as they are (as in the training file's first column)
+    split = str.split if args.pretokenized else word_tokenize
+    token_lists = [split(t) for t in common.texts_or_stdin(args.texts, "tag")]
     tagged = tagger.tag(bundle, token_lists, agreement=args.agreement)
     for tokens, tags in zip(token_lists, tagged, strict=True):
         spans = bio_spans(tags)
@@ -161,5 +163,9 @@ def add_commands(commands) -> None:
     p.add_argument("--json", action="store_true",
                    help="one JSON object per sentence: tokens, tags and entities (token "
                         "spans, end exclusive)")
+    p.add_argument("--pretokenized", action="store_true",
+                   help="the sentences are tokens separated by spaces: split them there "
+                        "only (default: the word tokenizer, which keeps URLs, e-mail "
+                        "addresses, @user, #tag and U.S. whole)")
     flags.add_device_flags(p)
     p.set_defaults(func=cmd_tag)
