@@ -200,6 +200,27 @@ def test_translate_prints_and_draws_attention(trained, capsys, monkeypatch):
     assert len(capsys.readouterr().out.splitlines()) == 1
 
 
+def test_attention_map_has_title_axis_labels_and_colour_bar(trained, tmp_path):
+    bundle = checkpoint.load(trained / "run" / "best.pt", task="seq2seq")
+    long = " ".join(["one two three four five six seven"] * 3) + " ."
+    for sentence in ("one two banana .", long):
+        translation = seq2seq.translate(bundle, [sentence], beam_size=1,
+                                        return_attention=True)[0]
+        fig = seq2seq.attention_figure(translation)
+        ax, bar = fig.axes  # the map and its colour bar
+        source = " ".join(translation.source)
+        assert ax.get_title() == source if len(source) <= 60 else (
+            len(ax.get_title()) <= 60 and ax.get_title().endswith("…")
+            and source.startswith(ax.get_title()[:-1]))
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("source tokens", "output tokens")
+        assert [t.get_text() for t in ax.get_xticklabels()] == translation.source
+        assert bar.get_ylabel() == "attention weight"
+        assert bar.get_ylim() == (0.0, 1.0)
+    png = seq2seq.save_attention(tmp_path / "maps" / "att.png", translation)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in png.parent.iterdir()] == ["att.png"]  # no temp file left
+
+
 def test_user_errors_are_one_line(trained, tmp_path, capsys):
     bad = tmp_path / "bad.tsv"
     bad.write_text("one .\tun .\ntwo .\n", encoding="utf-8")

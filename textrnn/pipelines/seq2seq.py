@@ -252,9 +252,29 @@ def evaluate(
     return results
 
 
-def save_attention(path: str | PathLike[str], translation: Translation) -> None:
-    """Draw a translation's attention weights as a PNG heat map: target tokens down
-    (``<eos>`` last if the search ended with it), source tokens across.
+# The map's title shows the source sentence, cut to what fits above a short sentence's map.
+_TITLE_CHARS = 60
+
+
+def _shorten(text: str, limit: int = _TITLE_CHARS) -> str:
+    """``text``, cut at a word to at most ``limit`` characters with "…" if it was longer.
+
+    >>> _shorten("one two three", 9), _shorten("one two", 9)
+    ('one two…', 'one two')
+    """
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
+
+
+def attention_figure(translation: Translation):
+    """A translation's attention weights as a heat map: output tokens down (``<eos>``
+    last if the search ended with it), source tokens across, a colour bar for the
+    weights and the source sentence as the title.
+
+    Returns:
+        A matplotlib ``Figure`` (not drawn on screen; :func:`save_attention` writes it).
 
     Raises:
         TextrnnError: if the translation holds no attention weights (empty, or not
@@ -266,20 +286,36 @@ def save_attention(path: str | PathLike[str], translation: Translation) -> None:
     target = list(translation.tokens)
     if len(weights) > len(target):
         target.append("<eos>")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # only the map needs it
-    from matplotlib.figure import Figure
+    from textrnn import figures  # matplotlib: only the map needs it
 
     source = translation.source
-    fig = Figure(figsize=(1.0 + 0.4 * len(source), 1.0 + 0.35 * len(target)))
-    FigureCanvasAgg(fig)
+    # Room for the tick labels, the title and the colour bar around 0.4 x 0.35 in cells.
+    fig = figures.figure(2.6 + 0.4 * len(source), 1.8 + 0.35 * len(target))
     ax = fig.add_subplot()
-    ax.imshow(weights.numpy(), cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(range(len(source)), source, rotation=90)
-    ax.set_yticks(range(len(target)), target)
-    ax.set_xlabel("source")
-    ax.set_ylabel("translation")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
+    image = ax.imshow(weights.float().numpy(), cmap="Greys", vmin=0.0, vmax=1.0,
+                      aspect="auto")
+    ax.set_xticks(range(len(source)), [figures.token_label(t) for t in source], rotation=90)
+    ax.set_yticks(range(len(target)), [figures.token_label(t) for t in target])
+    ax.set_xlabel("source tokens")
+    ax.set_ylabel("output tokens")
+    ax.set_title(_shorten(" ".join(source)), fontsize="medium")
+    fig.colorbar(image, ax=ax, label="attention weight", shrink=0.9)
+    return fig
 
 
-__all__ = ["Translation", "build", "evaluate", "save_attention", "translate"]
+def save_attention(path: str | PathLike[str], translation: Translation) -> Path:
+    """Write :func:`attention_figure` to ``path`` as a PNG, atomically.
+
+    Returns:
+        ``path`` as a Path.
+
+    Raises:
+        TextrnnError: if the translation holds no attention weights.
+    """
+    from textrnn import figures
+
+    return figures.save_png(attention_figure(translation), path)
+
+
+__all__ = ["Translation", "attention_figure", "build", "evaluate", "save_attention",
+           "translate"]
