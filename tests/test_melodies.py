@@ -125,10 +125,55 @@ def test_midi_holds_the_notes_of_the_abc(tmp_path):
 def test_midi_of_a_bar_longer_than_its_meter(tmp_path):
     music21 = pytest.importorskip("music21")
     text = "X:1\nM:4/4\nL:1/8\nK:G\nG2 | A2G2A6 | B2 |\n"  # 10 eighths in a 4/4 bar
-    assert write_midi(tune_from_text(text).text, tmp_path / "t.mid").notes == 5
+    assert write_midi(text, tmp_path / "t.mid").notes == 5  # (a sample is refused before)
     assert _notes(music21.converter.parse(tmp_path / "t.mid")) == [
         ("G4", 0.0, 1.0), ("A4", 1.0, 1.0), ("G4", 2.0, 1.0), ("A4", 3.0, 3.0), ("B4", 6.0, 1.0),
     ]
+
+
+@pytest.mark.parametrize("music, where, what", [
+    ("G2AB c2BA | G42 |", 5, "the bar at column 13 lasts 21 quarter notes; M:4/4 holds 4"),
+    ("G8 | G8 G8 G8 G8 z2 |", 5, "column 6 lasts 17 quarter notes"),  # 17 quarters in 4/4
+    ("G8 | A4B4c4 z6 |", 5, "column 6 lasts 9 quarter notes"),  # just past twice the meter
+    ("G8 | A17", 5, "column 6 lasts 8.5 quarter notes"),  # the last bar, with no bar line
+    ("G8 |\nM:3/4\nA12 B2 |", 7, "lasts 7 quarter notes; M:3/4 holds 3"),  # a meter change
+    ("G8 |\nL:1/4\nA8 B |", 7, "lasts 9 quarter notes; M:4/4 holds 4"),  # a unit change
+    ("G8 | A0 |", 5, "a note of length 0 at column 6"),
+])
+def test_a_sampled_bar_far_longer_than_its_meter_is_refused(music, where, what):
+    with pytest.raises(DataError, match=f"^the sampled tune:{where}: .*{what}"):
+        tune_from_text(HEADER + music + "\n")
+
+
+@pytest.mark.parametrize("music", [
+    "G2 | A2G2 A4 | B8 |]",  # an upbeat, then full bars
+    "G2AB c2BA :| G4 |",  # a bar split by a repeat sign, a short last bar
+    "G3/2A/ B/c/d e4 |",  # broken lengths adding up to 4/4 exactly
+    "G8 | A4B4c4 z4 |",  # a phrase's end with its rest: twice the meter, as Essen writes
+    "G4 A4 B4\nc4 d4 e4 |",  # a line's end ends a bar: two bars of 6 quarters, not one of 12
+    "M:none\nG16 A16 |",  # free meter: any length
+])
+def test_bars_within_their_meter_are_accepted(music):
+    assert tune_from_text(HEADER + music + "\n").meter == "4/4"
+
+
+def test_the_essen_tunes_pass_the_bar_check(corpus_dir):
+    """The check refuses what a model writes past the corpus, not the corpus itself."""
+    from textrnn.data.melodies import check_bars
+
+    tunes = parse_abc((corpus_dir / "train.txt").read_text(encoding="utf-8"))
+    refused = 0
+    for tune in tunes:
+        try:
+            check_bars(tune)
+        except DataError:
+            refused += 1
+    assert len(tunes) > 7000 and refused / len(tunes) < 0.005
+
+
+def test_the_essen_corpus_is_read_as_it_is_written():
+    """The bar check is for samples only: parse_abc does not refuse a long corpus bar."""
+    assert parse_abc(HEADER + "G2 | A2G2A6 | B2 |\n")[0].body == ("G2 | A2G2A6 | B2 |",)
 
 
 def _notes(score) -> list[tuple[str, float, float]]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
-from textrnn.data.melodies import Tune, parse_abc
+from textrnn.data.melodies import Tune, check_bars, parse_abc
 from textrnn.errors import DataError
 
 SAMPLE_NAME = "the sampled tune"  # how errors name a tune that is not in a file yet
@@ -58,11 +58,12 @@ def end_of_tune(text: str) -> int | None:
 
 
 def tune_from_text(text: str) -> Tune:
-    """Check that ``text`` is exactly one tune of the supported ABC, and return it.
+    """Check that ``text`` is exactly one tune of the supported ABC, with no bar longer
+    than its meter (:func:`~textrnn.data.melodies.check_bars`), and return it.
 
     Raises:
-        DataError: ``"the sampled tune:LINE: ..."`` for a bad header or an unknown
-            symbol, or if the text holds no tune or more than one.
+        DataError: ``"the sampled tune:LINE: ..."`` for a bad header, an unknown
+            symbol or a bar too long, or if the text holds no tune or more than one.
 
     >>> tune_from_text("X:1\\nM:3/4\\nL:1/8\\nK:F\\nCCC | F2A4\\n").key
     'F'
@@ -70,10 +71,18 @@ def tune_from_text(text: str) -> Tune:
     Traceback (most recent call last):
     ...
     textrnn.errors.DataError: the sampled tune:5: unexpected '(' in the music at column 3
+    >>> tune_from_text("X:1\\nM:3/4\\nL:1/8\\nK:F\\nCCC | G42 |\\n")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    textrnn.errors.DataError: the sampled tune:5: the bar at column 7 lasts 21 quarter notes; ...
     """
     tunes = parse_abc(text.strip("\n") + "\n", path=SAMPLE_NAME)
     if len(tunes) != 1:
         raise DataError(f"expected one tune, found {len(tunes)}", path=SAMPLE_NAME)
+    # The corpus's own grammar reads each symbol; a model can still write symbols that
+    # parse but do not add up (G42, a bar of 17 quarters in 4/4): refused here, for
+    # sampled tunes only (the corpus is read as it is written).
+    check_bars(tunes[0], path=SAMPLE_NAME)
     return tunes[0]
 
 
