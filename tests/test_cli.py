@@ -315,3 +315,30 @@ def test_readme_commands_parse(argv) -> None:
         assert args.prompt == "ROMEO:\n" and args.max_tokens == 400
     if argv[:2] == ["train", "lm"] and "--bptt" in argv:
         assert args.bptt == int(argv[argv.index("--bptt") + 1])
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval", "--checkpoint", "c.pt", "--data", "d.txt"],
+    ["sample", "--checkpoint", "c.pt"],
+    ["score", "--checkpoint", "c.pt", "a", "b"],
+    ["tag", "--checkpoint", "c.pt", "x"],
+    ["classify", "--checkpoint", "c.pt", "x"],
+    ["translate", "--checkpoint", "c.pt", "x"],
+    ["demo"],
+], ids=lambda argv: argv[0])
+def test_commands_default_to_one_thread_and_say_so(argv, capsys) -> None:
+    """One measured default for --threads (see flags.add_device_flags), shown in the help."""
+    parser = build_parser()
+    assert parser.parse_args(argv).threads == 1
+    with pytest.raises(SystemExit):
+        parser.parse_args([argv[0], "--help"])
+    assert "(default: 1)" in " ".join(capsys.readouterr().out.split()).split("--threads")[-1]
+
+
+def test_sample_max_lines_parses_and_refuses_negative(capsys) -> None:
+    parser = build_parser()
+    assert parser.parse_args(["sample", "--checkpoint", "c.pt"]).max_lines is None
+    assert parser.parse_args(["sample", "--checkpoint", "c.pt", "--max-lines", "5"]).max_lines == 5
+    with pytest.raises(SystemExit):
+        parser.parse_args(["sample", "--checkpoint", "c.pt", "--max-lines", "-1"])
+    assert "expected a whole number >= 0" in capsys.readouterr().err

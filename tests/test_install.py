@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import io
 import re
+import shlex
 import shutil
 import socket
 import tarfile
@@ -161,8 +162,22 @@ def test_download_offline(tmp_path):
     dest = tmp_path / "data"
     with pytest.raises(TextrnnError, match="may be offline") as info:
         install_babi(None, dest, url=f"http://127.0.0.1:{port}/x.tar.gz", progress=False)
-    assert "install_babi('tasks_1-20_v1-2.tar.gz', dest)" in str(info.value)
+    # The hint names the command (with this --out), not a Python call.
+    assert "install_babi" not in str(info.value)
+    assert ("textrnn data babi --from tasks_1-20_v1-2.tar.gz --out "
+            f"{shlex.quote(str(dest))}") in str(info.value)
     assert_clean_failure(dest)
+
+
+def test_download_offline_default_folder(tmp_path, monkeypatch):
+    """Into the default data/babi the hint is the bare command, with no --out."""
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(TextrnnError, match="may be offline") as info:
+        install_babi(None, "data/babi", url=f"http://127.0.0.1:{port}/x.tar.gz", progress=False)
+    assert str(info.value).endswith("textrnn data babi --from tasks_1-20_v1-2.tar.gz")
 
 
 def test_corrupt_archive(tmp_path, archive):

@@ -26,6 +26,7 @@ import gzip
 import http.client
 import lzma
 import os
+import shlex
 import shutil
 import tarfile
 import tempfile
@@ -69,8 +70,11 @@ def _find_root(folder: Path) -> Path | None:
     return None
 
 
-def _download(url: str, to: Path, progress: bool) -> None:
-    """Stream ``url`` into the file ``to``, with a tqdm bar if ``progress``."""
+def _download(url: str, to: Path, progress: bool, dest: Path) -> None:
+    """Stream ``url`` into the file ``to``, with a tqdm bar if ``progress``.
+
+    ``dest`` is the folder being installed into, named in the offline hint.
+    """
     with open(to, "wb") as out:
         try:
             with urllib.request.urlopen(url, timeout=60) as response:
@@ -96,10 +100,13 @@ def _download(url: str, to: Path, progress: bool) -> None:
             ConnectionError,
         ) as e:
             reason = getattr(e, "reason", None) or e
+            # The command, not the Python call: the user who sees this typed one.
+            default = dest.resolve() == Path("data/babi").resolve()
+            out = "" if default else f" --out {shlex.quote(str(dest))}"
             raise TextrnnError(
                 f"could not download {url} ({reason}); this machine may be offline. "
-                "Download tasks_1-20_v1-2.tar.gz elsewhere and pass it (or its unpacked "
-                "folder) as the source, e.g. install_babi('tasks_1-20_v1-2.tar.gz', dest)"
+                "Download tasks_1-20_v1-2.tar.gz elsewhere, then install it (or its "
+                f"unpacked folder) with: textrnn data babi --from tasks_1-20_v1-2.tar.gz{out}"
             ) from None
 
 
@@ -273,7 +280,7 @@ def _unpack_source(src: Path | None, url: str, work: Path, progress: bool) -> Pa
     archive = src
     if archive is None:
         archive = work / "download.tar.gz"
-        _download(url, archive, progress)
+        _download(url, archive, progress, work.parent)
     name = url if src is None else str(src)
     _extract(archive, work / "unpacked", name)
     root = _find_root(work / "unpacked")
