@@ -23,7 +23,6 @@ import torch
 from torch import Tensor, nn
 
 from textrnn import onnx_rnn
-from textrnn.attention import masked_softmax
 from textrnn.collate import lengths_to_mask
 from textrnn.errors import TextrnnError
 
@@ -91,22 +90,9 @@ class QAExport(nn.Module):
 
     def _qrn(self, batch: dict) -> tuple[Tensor, Tensor]:
         """:meth:`textrnn.models.qrn.QRN.forward` without its Python branch on the number
-        of sentences (an exported graph has S >= 1); the parity tests hold the two equal."""
-        from textrnn.models.qrn import qrn_layer, sentence_share
-
-        net = self.net
-        story = batch["story"]  # (B, S, W)
-        real = torch.arange(story.shape[1]) < batch["story_lengths"].unsqueeze(1)  # (B, S)
-        x = net._encode(story)  # (B, S, d)
-        q = net._encode(batch["question"]).unsqueeze(1).expand_as(x)  # (B, S, d)
-        evidence = []
-        for k, cell in enumerate(net.forward_cells):
-            h, z, r = qrn_layer(cell, x, q, real)  # (B, S, d), (B, S, g), (B, S, g)
-            evidence.append(masked_softmax(sentence_share(z, r).clamp(min=1e-9).log(), real))
-            if k < len(net.backward_cells):
-                h_back, _, _ = qrn_layer(net.backward_cells[k], x, q, real, reverse=True)
-                q = h + h_back  # (B, S, d)
-        return net.W_y(h[:, -1]), torch.stack(evidence, 1)  # (B, A), (B, K, S)
+        of sentences (an exported graph has S >= 1)."""
+        h, evidence = self.net.read(batch)  # (B, S, d), (B, K, S)
+        return self.net.W_y(h[:, -1]), evidence  # (B, A), (B, K, S)
 
 
 class ClassifierExport(nn.Module):

@@ -175,14 +175,9 @@ class QRN(QANet):
         pe = position_encoding(lengths, ids.shape[-1], self.config.embedding_size)  # (..., W, d)
         return (self.embedding(ids) * pe).sum(-2)  # (..., d)
 
-    def forward(self, batch: dict) -> tuple[Tensor, Tensor]:
-        """Answer scores and per-sentence evidence; the contract of
-        :meth:`textrnn.models.memn2n.MemN2N.forward`, one "hop" per layer.
-
-        Returns:
-            logits (B, num_answers); attention (B, K, S), layer k's share of each real
-            sentence in its final forward query, summing to 1 over real sentences.
-        """
+    def read(self, batch: dict) -> tuple[Tensor, Tensor]:
+        """Every layer over the story: the top layer's forward states h→^K (B, S, d) and
+        the evidence (B, K, S) of :meth:`forward` (the ONNX export form reads this too)."""
         story = batch["story"]  # (B, S, W)
         S = story.shape[1]
         real = torch.arange(S, device=story.device) < batch["story_lengths"].unsqueeze(1)
@@ -195,8 +190,19 @@ class QRN(QANet):
             if k < len(self.backward_cells):
                 h_back, _, _ = qrn_layer(self.backward_cells[k], x, q, real, reverse=True)
                 q = h + h_back  # (B, S, d), the next layer's queries
-        top = h[:, -1] if S else x.new_zeros(x.shape[0], x.shape[2])  # (B, d), h→_T
-        return self.W_y(top), torch.stack(evidence, 1)  # (B, A), (B, K, S)
+        return h, torch.stack(evidence, 1)  # (B, S, d), (B, K, S)
+
+    def forward(self, batch: dict) -> tuple[Tensor, Tensor]:
+        """Answer scores and per-sentence evidence; the contract of
+        :meth:`textrnn.models.memn2n.MemN2N.forward`, one "hop" per layer.
+
+        Returns:
+            logits (B, num_answers); attention (B, K, S), layer k's share of each real
+            sentence in its final forward query, summing to 1 over real sentences.
+        """
+        h, evidence = self.read(batch)  # (B, S, d), (B, K, S)
+        top = h[:, -1] if h.shape[1] else h.new_zeros(h.shape[0], h.shape[2])  # (B, d), h→_T
+        return self.W_y(top), evidence  # (B, A), (B, K, S)
 
 
 def sentence_share(z: Tensor, r: Tensor) -> Tensor:
