@@ -20,7 +20,7 @@ checkpoint (killed after an evaluation, or by Ctrl-C, which fit defers to the
 end of the current step) and resumed ends with exactly the same weights as one
 that ran straight through. A resume refuses changed model settings and any training
 setting the saved optimizer, schedule or best score depend on (see
-:data:`SAFE_TO_CHANGE`), and cuts ``metrics.jsonl`` back to the checkpoint's step.
+:data:`textrnn.resume.SAFE_TO_CHANGE`), and cuts ``metrics.jsonl`` back to the checkpoint's step.
 
 Only one training at a time may use a run folder (see :func:`~textrnn.runlog.lock_run_folder`).
 
@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import random
 import signal
 import threading
 import time
@@ -45,14 +44,14 @@ from dataclasses import asdict, dataclass, replace
 from os import PathLike
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from textrnn import checkpoint, distributed
 from textrnn.device import resolve_device, to_device
-from textrnn.errors import CheckpointError, TextrnnError
+from textrnn.errors import TextrnnError
 from textrnn.progress import Progress
+from textrnn.resume import read_resume, restore, restore_rng, rng_states, seed_everything
 from textrnn.runlog import RunLog, lock_run_folder
 
 # A tie on best_metric goes to the lower validation loss: accuracy saturates (100% on
@@ -61,15 +60,6 @@ from textrnn.runlog import RunLog, lock_run_folder
 TIE_BREAK = "val_loss"
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 SCHEDULES = ("none", "plateau", "linear")
-# TrainConfig fields a resumed run may change: how long it runs, how often it reports and
-# where it runs. Any other change is refused: the optimizer state of an Adam run does not fit
-# SGD, a new lr or weight decay would be undone by the restored optimizer state, a new
-# schedule would restart (or break) the learning rate, and a new best_metric, seed or
-# budget clock would make the saved best score, RNG states or time used mean something else.
-SAFE_TO_CHANGE = frozenset({"epochs", "max_steps", "max_minutes", "patience", "stop_at",
-                            "eval_every", "log_every", "device", "threads", "amp",
-                            "dist_timeout"})
-
 log = logging.getLogger(__name__)
 
 
@@ -118,13 +108,6 @@ class TrainConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, NumPy and torch (CPU and every CUDA device)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 class _Budget:
@@ -179,71 +162,6 @@ def _make_scheduler(cfg: TrainConfig, optimizer, total_steps: int | None, budget
         return max(0.0, 1.0 - spent)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _same(a, b) -> bool:
-    """Equal settings, where a tuple equals its list and NaN (stop_at's "off") itself."""
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(map(_same, a, b))
-    return a == b or (a != a and b != b)
-
-
-def _changed(saved: dict, now: dict) -> dict[str, str]:
-    """name -> ``"name old -> new"`` for each setting of ``now`` that differs from ``saved``
-    (one that ``saved`` lacks, from an older textrnn, is not compared)."""
-    return {name: f"{name} {saved[name]!r} -> {value!r}" for name, value in now.items()
-            if name in saved and not _same(saved[name], value)}
-
-
-def _check_resume_settings(path: Path, raw: dict, model: nn.Module, cfg: TrainConfig) -> None:
-    """Refuse to resume ``raw`` (read from ``path``) with other settings than it was
-    trained with, naming them; a change of :data:`SAFE_TO_CHANGE` is noted and goes on."""
-    vocabs = {name: vocab.to_dict() for name, vocab in model.vocabs.items()}
-    if raw["task"] != model.task or raw["vocabs"] != vocabs:
-        raise CheckpointError(
-            f"{path}: its task or vocabulary differs from this run's; resume with the same "
-            "data and task"
-        )
-    train_changes = _changed(raw.get("train_config", {}), asdict(cfg))
-    refused = [*_changed(raw["model_config"], asdict(model.config)).values(),
-               *(text for name, text in train_changes.items() if name not in SAFE_TO_CHANGE)]
-    if refused:
-        raise CheckpointError(
-            f"{path}: cannot resume with changed settings: {', '.join(refused)} (the saved "
-            "model, optimizer or schedule depend on them); resume with the run's settings, "
-            "or start a new run"
-        )
-    if train_changes:
-        log.info("resuming %s with changed settings: %s", path,
-                 ", ".join(train_changes.values()))
-
-
-def _restore(path: Path, raw: dict, model: nn.Module, optimizer, scheduler) -> dict:
-    """Load the weights, optimizer, scheduler and RNG states of ``raw`` (checked by
-    :func:`_check_resume_settings`); what still does not fit is a one-line error.
-
-    Returns:
-        The loop's counters to go on from (step, epoch, batch_in_epoch, best, ...).
-    """
-    try:
-        model.load_state_dict(raw["state_dict"])
-        optimizer.load_state_dict(raw["optimizer"])
-        if scheduler is not None and raw["scheduler"] is not None:
-            scheduler.load_state_dict(raw["scheduler"])
-        checkpoint.set_rng_state(raw["rng"])
-    except (TypeError, ValueError, RuntimeError, KeyError, IndexError, AttributeError) as err:
-        reason = " ".join(str(err).split())[:200] or type(err).__name__  # one line
-        raise CheckpointError(f"{path}: cannot resume from it: {reason}") from err
-    # The loop's own counters, type-checked: they go into comparisons and sums.
-    counters = {"best": (int, float, type(None)), "best_loss": (int, float, type(None)),
-                "elapsed": (int, float),
-                "budget_used": (int, float), "stale": (int,)}
-    extra = {name: raw["extra"][name] for name in counters if name in raw["extra"]}
-    for name, value in extra.items():
-        if not isinstance(value, counters[name]):
-            raise CheckpointError(f"{path}: bad checkpoint: extra {name!r} is a "
-                                  f"{type(value).__name__}")
-    return {**{k: raw[k] for k in ("step", "epoch", "batch_in_epoch")}, **extra}
 
 
 class _DeferredInterrupt:
@@ -313,50 +231,6 @@ def fit(
                 f"from {out / 'last.pt'} with --resume ({reason})") from err
 
 
-def _read_resume(path: Path, model: nn.Module, cfg: TrainConfig, device: torch.device) -> dict:
-    """``path`` read and checked for resuming; under DDP rank 0 reads it and every rank
-    gets the same dict, or raises the same error (a run folder need not be shared)."""
-    if distributed.world_size() <= 1:
-        raw = checkpoint.read(path, map_location=device, resume=True)
-        _check_resume_settings(path, raw, model, cfg)
-        return raw
-    found: tuple[str, object] = ("error", "")
-    if distributed.is_main():
-        try:
-            raw = checkpoint.read(path, map_location="cpu", resume=True)  # pickled to peers
-            _check_resume_settings(path, raw, model, cfg)
-            found = ("ok", raw)
-        except CheckpointError as err:
-            found = ("error", str(err))
-    kind, value = distributed.broadcast(found)
-    if kind == "error":
-        raise CheckpointError(value)
-    return value
-
-
-def _restore_rng(raw: dict, rank: int, world: int, seed: int) -> None:
-    """Give this rank its own RNG states from ``raw`` (rank 0's came with :func:`_restore`);
-    from a run of another number of processes, the other ranks start afresh."""
-    saved = raw["extra"].get("world_size", 1)
-    ranks = raw["rng"].get("ranks") if world > 1 else None
-    if saved != world or (world > 1 and not (isinstance(ranks, list) and len(ranks) == world)):
-        if rank == 0:
-            log.warning("resuming a run of %s process(es) with %d: the data goes on from the "
-                        "checkpoint, but ranks 1 and up draw new dropout streams (not "
-                        "exactly the run that would have been)", saved, world)
-        if rank > 0:
-            seed_everything(seed + rank)
-    elif rank > 0:
-        checkpoint.set_rng_state(ranks[rank])
-
-
-def _rng_states(world: int) -> dict:
-    """Every rank's RNG states as one ``rng`` entry: rank 0's at the top (what a single
-    process restores), and under DDP all ranks' under ``"ranks"``. A collective call."""
-    states = distributed.all_gather(checkpoint.rng_state())
-    return states[0] if world <= 1 else {**states[0], "ranks": states}
-
-
 def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
          resume: bool, device: torch.device) -> dict:
     """:func:`fit` in the locked run folder ``out``, on ``device``."""
@@ -404,9 +278,9 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
     last_metrics: dict = {}
     if resume:
         path = out / "last.pt"
-        raw = _read_resume(path, model, cfg, device)
-        s.update(_restore(path, raw, model, optimizer, scheduler))
-        _restore_rng(raw, rank, world, cfg.seed)
+        raw = read_resume(path, model, cfg, device)
+        s.update(restore(path, raw, model, optimizer, scheduler))
+        restore_rng(raw, rank, world, cfg.seed)
         last_metrics = raw["metrics"]
     # A resumed run's log goes back to its checkpoint: later records are redone.
     runlog = RunLog(out, resume_step=s["step"] if resume else None) if main else None
@@ -425,7 +299,7 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
         return total, int(ntok), hits > 0
 
     def save(name: str, metrics: dict) -> None:  # under DDP every rank calls it, rank 0 writes
-        rng = _rng_states(world)
+        rng = rng_states(world)
         if not main:
             return
         checkpoint.save(
