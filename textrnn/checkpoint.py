@@ -27,12 +27,9 @@ The model is rebuilt through the registry, never unpickled:
 
 from __future__ import annotations
 
-import contextlib
-import os
 import pickle
 import random
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from os import PathLike
@@ -43,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from textrnn import atomic
 from textrnn.device import eval_mode, model_device, to_device
 from textrnn.errors import CheckpointError, CheckpointWriteError
 from textrnn.models import MODELS, build
@@ -150,12 +148,6 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _to_lists(x):
     return [_to_lists(v) for v in x] if isinstance(x, tuple) else x
 
@@ -219,22 +211,9 @@ def save(
         "extra": dict(extra or {}),
     }
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as err:  # a full disk or a read-only folder: nothing was written yet
+        atomic.write_file(path, lambda f: torch.save(payload, f))
+    except OSError as err:  # a full disk or a read-only folder; ENOSPC from a write or fsync
         raise _write_error(path, err) from err
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:  # KeyboardInterrupt included: never leave the temp file behind
-        with contextlib.suppress(OSError):  # its folder may be gone; the cause is what matters
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):  # ENOSPC from a write, the flush, fsync or the rename
-            raise _write_error(path, err) from err
-        raise
     return path
 
 

@@ -28,7 +28,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import tempfile
 import time
 import warnings
@@ -36,6 +35,7 @@ from dataclasses import asdict, dataclass
 from os import PathLike
 from pathlib import Path
 
+from textrnn import atomic
 from textrnn.errors import TextrnnError
 
 FORMAT = 1  # of the metadata below; a runtime refuses a newer one
@@ -191,30 +191,11 @@ def _quantize(proto):
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in its folder, fsync, rename."""
+    """Write ``data`` to ``path`` atomically (:func:`textrnn.atomic.write_file`)."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        atomic.write_file(path, lambda f: f.write(data))
     except OSError as err:
         raise ExportError(f"{path}: cannot write: {err.strerror or err}") from err
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException as err:  # KeyboardInterrupt too: never leave the temp file behind
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(err, OSError):
-            raise ExportError(f"{path}: cannot write: {err.strerror or err}") from err
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 __all__ = ["ExportError", "ExportReport", "export"]

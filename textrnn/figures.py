@@ -7,12 +7,13 @@ matplotlib is imported here, so import this module only where a picture is drawn
 
 from __future__ import annotations
 
-import os
 from os import PathLike
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from textrnn import atomic
 
 # Characters a tick label could not show: a space would be an empty tick, a line end
 # would break the label in two.
@@ -36,23 +37,8 @@ def save_png(fig: Figure, path: str | PathLike[str], dpi: int = 100) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+    atomic.write_file(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
     return path
-
-
-def write_atomically(path: Path, write) -> None:
-    """``write(f)`` into a temp file beside ``path`` (opened "wb"), then rename it over
-    ``path``. The temp name holds the process id, so two writers never share one; it is
-    opened with ``open`` (not ``mkstemp``, whose files are private to their owner), so
-    the file gets the usual permissions."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def token_label(token: str) -> str:

@@ -12,7 +12,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from textrnn.figures import figure, save_png, write_atomically
+from textrnn.atomic import write_file
+from textrnn.figures import figure, save_png
 from textrnn.vanishing import NAMES, CellResult, VanishingConfig, reading
 
 COLOURS = {"rnn": "tab:red", "gru": "tab:blue", "lstm": "tab:green"}
@@ -94,5 +95,5 @@ def write(results: dict[str, CellResult], config: VanishingConfig, out) -> dict[
              "gradients": plot_gradients(results, config, out / "gradients.png"),
              "json": out / "vanishing.json"}
     text = json.dumps(to_json(results, config), indent=1)
-    write_atomically(paths["json"], lambda f: f.write(text.encode("utf-8")))
+    write_file(paths["json"], lambda f: f.write(text.encode("utf-8")))
     return paths
