@@ -17,7 +17,7 @@ import tarfile
 import pytest
 import torch
 
-from textrnn import checkpoint
+from textrnn import atomic, checkpoint
 from textrnn.cli import main
 from textrnn.data import install
 from textrnn.data.babi import read_babi
@@ -56,8 +56,8 @@ def test_enospc_during_a_checkpoint_write_is_one_line_and_keeps_the_old_file(
     model, _, _, _ = make_tiny_lm()
     path = checkpoint.save(tmp_path / "m.pt", model=model, step=2)
     target = {"torch.save": (torch, "save", half_written_then_enospc),
-              "fsync": (checkpoint.os, "fsync", enospc),
-              "replace": (checkpoint.os, "replace", enospc)}[where]
+              "fsync": (atomic.os, "fsync", enospc),  # the writer checkpoint.save uses
+              "replace": (atomic.os, "replace", enospc)}[where]
     monkeypatch.setattr(*target)
     with pytest.raises(CheckpointError) as info:
         checkpoint.save(path, model=model, step=3)
