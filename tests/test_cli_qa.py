@@ -10,6 +10,7 @@ import sys
 import pytest
 from babi_paths import real_babi_dir
 
+from textrnn import checkpoint
 from textrnn.cli import main
 
 
@@ -22,6 +23,9 @@ def test_data_generate_then_train_eval_and_json(tmp_path, capsys):
                  "--threads", "1"]) == 0
     for name in ("best.pt", "last.pt", "metrics.jsonl", "curves.png"):
         assert (run / name).is_file(), name
+    # with no flags: unseen names as slots, and lists of them as list classes
+    config = checkpoint.read(run / "best.pt")["model_config"]
+    assert (config["entity_slots"], config["list_slots"]) == (12, 3)
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data", str(gen), "--json"]) == 0
     results = json.loads(capsys.readouterr().out)

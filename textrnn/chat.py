@@ -158,7 +158,8 @@ class Answerer:
         question_words = [_words(q) for _, q in items]
         batch, meanings = encode_stories(story_words, question_words, self.words,
                                          self.memory_size, self.entity_slots, self.answers,
-                                         self.bundle.config.slot_draws)
+                                         self.bundle.config.slot_draws,
+                                         self.bundle.config.list_slots)
         batch = to_device(batch, self.bundle.device)
         with self._lock, torch.no_grad():
             predictions = self.model.predict(batch)

@@ -281,6 +281,8 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
         raw = read_resume(path, model, cfg, device)
         s.update(restore(path, raw, model, optimizer, scheduler))
         restore_rng(raw, rank, world, cfg.seed)
+        if hasattr(train_data, "load_state_dict"):  # e.g. the epoch mix of QA's focus
+            train_data.load_state_dict(raw["extra"].get("data", {}))
         last_metrics = raw["metrics"]
     # A resumed run's log goes back to its checkpoint: later records are redone.
     runlog = RunLog(out, resume_step=s["step"] if resume else None) if main else None
@@ -315,7 +317,8 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
             rng=rng,
             extra={"best": s["best"], "best_loss": s["best_loss"],
                    "elapsed": time.monotonic() - started,
-                   "budget_used": budget.used(), "stale": s["stale"], "world_size": world},
+                   "budget_used": budget.used(), "stale": s["stale"], "world_size": world,
+                   "data": train_data.state_dict() if hasattr(train_data, "state_dict") else {}},
         )
 
     def evaluate(scheduled: bool) -> None:
@@ -353,6 +356,8 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
             scheduler.step(value)  # only on the regular schedule, so a stop/resume changes nothing
         if hasattr(model, "on_evaluate") and scheduled:
             model.on_evaluate(metrics)  # e.g. MemN2N ends its linear start when val loss stalls
+        if hasattr(train_data, "on_evaluate") and scheduled:
+            train_data.on_evaluate(metrics)  # e.g. QA's focus: the next epoch's mix of tasks
         save("last.pt", metrics)  # after: a resumed run goes on from the changed model
 
     progress = Progress(total, desc="train", initial=s["step"], every=cfg.log_every,

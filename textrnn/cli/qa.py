@@ -33,6 +33,10 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", type=_tasks, default=None, metavar="LIST",
                         help="bAbI tasks to train jointly, e.g. 1,6 or all (default: all found "
                              "in --data)")
+    parser.add_argument("--focus", type=float, default=qa.FOCUS, metavar="PHI",
+                        help="share of each epoch after the first given to the tasks by their "
+                             "validation error, so the kinds still wrong get more steps; 0 = "
+                             f"every question once an epoch (default: {qa.FOCUS})")
     flags.add_config_flags(parser, QAConfig, skip=qa.DERIVED, choices={
         "arch": sorted(ARCHS), "hop_init": ("normal", "eye"), "weight_tying": ("adjacent",)})
     # Memory networks like a larger step than the trainer's default and no tight clip;
@@ -45,7 +49,7 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     # machine, spins) at every step.
     parser.set_defaults(lr=0.005, schedule="linear", grad_clip=40.0, epochs=30,
                         batch_size=32, answer_hidden=64, threads=1,
-                        entity_slots=qa.ENTITY_SLOTS)
+                        entity_slots=qa.ENTITY_SLOTS, list_slots=qa.LONGEST)
 
 
 def train(args: argparse.Namespace) -> int:
@@ -54,7 +58,7 @@ def train(args: argparse.Namespace) -> int:
     from textrnn.pipelines import qa
 
     run = qa.build(args.data, tasks=args.tasks, batch_size=args.batch_size, seed=args.seed,
-                   **flags.config_kwargs(QAConfig, args, skip=qa.DERIVED))
+                   focus=args.focus, **flags.config_kwargs(QAConfig, args, skip=qa.DERIVED))
     return common.train(args, run)
 
 

@@ -33,6 +33,9 @@ import torch
 from textrnn.collate import IGNORE_INDEX, bucket_batches, epoch_generator
 from textrnn.data.babi import QAExample
 from textrnn.data.entities import answerable_from_story, first_mentions, slot_names
+from textrnn.data.focus import Focus
+from textrnn.data.slot_lists import list_lookup, list_meanings, list_ranks, list_table
+from textrnn.data.slot_reading import Lists, read_slots, slot_views
 from textrnn.vocab import Vocab
 
 
@@ -97,14 +100,15 @@ class _UnknownIds:
 
 def _encode(examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Vocab,
             memory_size: int, entity_slots: int = 0, entities: frozenset[str] = frozenset(),
-            names: frozenset[str] = frozenset()) -> dict[str, torch.Tensor]:
+            names: frozenset[str] = frozenset(), list_slots: int = 0) -> dict[str, torch.Tensor]:
     """Encode all examples into the tables described in the module docstring.
 
     With ``entity_slots`` K > 0, an unknown word gets an id of its own from
     ``len(word_vocab)`` up (``read_slots`` turns it into a slot or ``<unk>``), and
     every example lists its first K entity words: those in ``entities``, and every
     unknown one, with which of them training may hide (``hideable``): all, if the
-    answer is in the story; else only the ``names``.
+    answer is in the story; else only the ``names``; with ``list_slots`` L, a list
+    answer's items as entity ranks (``answer_list``, :mod:`textrnn.data.slot_lists`).
     """
     if memory_size < 1:
         raise ValueError(f"memory_size must be >= 1, got {memory_size}")
@@ -131,6 +135,7 @@ def _encode(examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Voca
         return row
 
     story_rows, question_rows, supports, entity_rows, answer_ranks = [], [], [], [], []
+    answer_lists: list[list[int]] = []
     entity_words: list[list[str]] = []
     hideable: list[list[bool]] = []
     previous: list[list[str]] = []
@@ -155,6 +160,7 @@ def _encode(examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Voca
             entity_words.append(names_)
             answer = ex.answer.lower()
             answer_ranks.append(names_.index(answer) if answer in names_ else -1)
+            answer_lists.append(list_ranks(answer, names_, list_slots) if list_slots else [])
             from_story = answerable_from_story(ex)
             hideable.append([from_story or w in names for w in names_])
     # Questions are rows of the sentence table too: they repeat as much as statements do.
@@ -168,6 +174,8 @@ def _encode(examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Voca
                  "answer_rank": torch.tensor(answer_ranks, dtype=torch.long),  # (N,)
                  "hideable": _pad([[int(h) for h in row] for row in hideable],
                                   min_len=entity_slots)[0].bool(),  # (N, K)
+                 "answer_list": _pad(answer_lists, pad_id=-1,
+                                     min_len=max(list_slots, 1))[0],  # (N, L)
                  "entity_words": entity_words}  # the words of "entities", for the chat
     return {
         **slots,
@@ -206,77 +214,6 @@ def _gather(enc: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.
     }
 
 
-def read_slots(batch: dict[str, torch.Tensor], entities: torch.Tensor, answer_rank: torch.Tensor,
-               word_vocab: Vocab, answer_vocab: Vocab, hide: torch.Tensor,
-               order: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Read the hidden entity words of a batch as slot tokens, and their answers as slots.
-
-    Args:
-        batch: from ``_gather``; ``story`` (B, S, W) and ``question`` (B, Wq) may hold
-            ids of unknown words (>= ``len(word_vocab)``).
-        entities: (B, K) the examples' entity word ids, first mention first, -1 = none.
-        answer_rank: (B,) which of them the answer is, -1 = none.
-        word_vocab, answer_vocab: both end with the K slots ``@ent1 .. @entK``.
-        hide: (B, K) bool, which entities to read as slots (every unknown one must be).
-        order: (B, K) long, the slot number (0-based) of each entity; first mention
-            order (``arange(K)``) if None, a random permutation in training.
-
-    Returns:
-        The batch with ``story``, ``question`` and ``answer`` rewritten (a word still
-        unknown after this, beyond K entities, reads as ``<unk>``), and ``answer_mask``
-        (B, A) bool: False at the slot answers no word of the example stands for.
-    """
-    K = entities.shape[1]
-    first_word, first_answer = word_vocab.stoi["@ent1"], answer_vocab.stoi["@ent1"]
-    if order is None:
-        order = torch.arange(K).expand_as(entities)  # (B, K)
-    hide = hide & (entities >= 0)  # (B, K)
-    out = dict(batch)
-    for key in ("story", "question"):
-        ids = batch[key]  # (B, ...)
-        shape = (ids.shape[0],) + (1,) * (ids.dim() - 1) + (K,)
-        match = (ids.unsqueeze(-1) == entities.view(shape)) & hide.view(shape)  # (B, ..., K)
-        slot = (match.long() * order.view(shape)).sum(-1)  # (B, ...) slot number where matched
-        ids = torch.where(match.any(-1), first_word + slot, ids)
-        out[key] = ids.masked_fill(ids >= len(word_vocab), word_vocab.unk_id)
-    rank = answer_rank.clamp(min=0)  # (B,)
-    hidden = (answer_rank >= 0) & hide.gather(1, rank[:, None])[:, 0]  # (B,)
-    out["answer"] = torch.where(hidden, first_answer + order.gather(1, rank[:, None])[:, 0],
-                                batch["answer"])
-    # Only the slots that stand for a word of this story can be answers.
-    mask = torch.ones(len(entities), len(answer_vocab), dtype=torch.bool)  # (B, A)
-    mask[:, first_answer: first_answer + K] = False
-    out["answer_mask"] = mask.scatter(1, first_answer + order, hide)
-    return out
-
-
-def slot_views(batch: dict[str, torch.Tensor], entities: torch.Tensor, answer_rank: torch.Tensor,
-               word_vocab: Vocab, answer_vocab: Vocab, hide: torch.Tensor, draws: int,
-               seed: int = 0) -> dict[str, torch.Tensor]:
-    """:func:`read_slots` in first-mention order, plus ``draws - 1`` more readings under
-    other slot numbers, for the model to average its answer over (the numbers are
-    arbitrary, so the answer should not depend on them).
-
-    Returns:
-        The first reading, and when an entity is hidden and ``draws > 1``:
-        ``view_story`` (D-1, B, S, W), ``view_question`` (D-1, B, Wq), ``view_answer_mask``
-        (D-1, B, A) and ``view_order`` (D-1, B, K), the slot number of each entity.
-    """
-    out = read_slots(batch, entities, answer_rank, word_vocab, answer_vocab, hide)
-    if draws <= 1 or not (hide & (entities >= 0)).any():
-        return out
-    g = torch.Generator().manual_seed(seed)
-    views = []
-    for _ in range(draws - 1):
-        order = torch.rand(entities.shape, generator=g).argsort(-1)  # (B, K)
-        view = read_slots(batch, entities, answer_rank, word_vocab, answer_vocab, hide, order)
-        views.append((view["story"], view["question"], view["answer_mask"], order))
-    for key, tensors in zip(("view_story", "view_question", "view_answer_mask", "view_order"),
-                            zip(*views, strict=True), strict=True):
-        out[key] = torch.stack(tensors)
-    return out
-
-
 class QABatches:
     """A re-iterable of padded QA batches over a fixed list of examples.
 
@@ -303,6 +240,11 @@ class QABatches:
         entity_dropout: with ``shuffle`` (training), the share of examples that read
             known entity words as slots, each with a rate drawn from U(0, 1) per
             example; slot numbers are drawn at random.
+        list_slots: with ``entity_slots``, L > 1 reads a list answer of hidden words as
+            the list class of their slots (:mod:`textrnn.data.slot_lists`).
+        focus: with ``shuffle``, φ of :mod:`textrnn.data.focus`: after each evaluation
+            (:meth:`on_evaluate`) this share of the next epoch goes to the tasks by their
+            validation error. 0 = every epoch is each question once.
 
     Each batch is a dict of tensors: ``story`` (B, S, W) long, ``story_lengths``
     (B,), ``sentence_lengths`` (B, S), ``question`` (B, Wq) long,
@@ -315,7 +257,8 @@ class QABatches:
                  batch_size: int = 32, shuffle: bool = False, seed: int = 0,
                  memory_size: int = 50, entity_slots: int = 0,
                  entities: frozenset[str] = frozenset(), names: frozenset[str] = frozenset(),
-                 entity_dropout: float = 0.0, slot_draws: int = 1, bucket: int = 0) -> None:
+                 entity_dropout: float = 0.0, slot_draws: int = 1, bucket: int = 0,
+                 list_slots: int = 0, focus: float = 0.0) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0.0 <= entity_dropout <= 1.0:
@@ -326,13 +269,33 @@ class QABatches:
         self.word_vocab, self.answer_vocab = word_vocab, answer_vocab
         self.entity_slots, self.entity_dropout = entity_slots, entity_dropout
         self.slot_draws, self.bucket = slot_draws, bucket
+        self.list_slots = list_slots if entity_slots and list_slots > 1 else 0
         self.encoded = _encode(examples, word_vocab, answer_vocab, memory_size, entity_slots,
-                               frozenset(entities), frozenset(names))
+                               frozenset(entities), frozenset(names), self.list_slots)
+        self.lookup = (list_lookup(list_table(entity_slots, list_slots), entity_slots)
+                       if self.list_slots else None)
         self.num_examples = len(examples)
+        self.focus = Focus(self.encoded["task"], focus) if shuffle and focus > 0 else None
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose shuffled order the next iteration follows."""
         self.epoch = epoch
+        if self.focus is not None:
+            self.focus.set_epoch(epoch)
+
+    def on_evaluate(self, metrics: dict[str, float]) -> None:
+        """The trainer's validation metrics: with ``focus``, they set the next epoch's mix."""
+        if self.focus is not None:
+            self.focus.on_evaluate(metrics)
+
+    def state_dict(self) -> dict:
+        """The epoch mix (``focus``), for a checkpoint; empty without focus."""
+        return {"focus": self.focus.state_dict()} if self.focus is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+        if self.focus is not None and "focus" in state:
+            self.focus.load_state_dict(state["focus"])
 
     def __len__(self) -> int:
         return -(-self.num_examples // self.batch_size)
@@ -341,12 +304,14 @@ class QABatches:
         if self.shuffle:
             # One generator per (seed, epoch): the order never depends on global RNG state.
             g = epoch_generator(self.seed, self.epoch)
+            drawn = self.focus.indices(g) if self.focus is not None else None  # (N,) or None
+            pool = drawn if drawn is not None else torch.arange(self.num_examples)
             if self.bucket:
-                lengths = self.encoded["story_lengths"].tolist()
-                batches = [torch.tensor(b) for b in bucket_batches(
+                lengths = self.encoded["story_lengths"][pool].tolist()
+                batches = [pool[torch.tensor(b)] for b in bucket_batches(
                     lengths, self.batch_size, True, g, self.bucket)]
             else:
-                batches = torch.randperm(self.num_examples, generator=g).split(self.batch_size)
+                batches = pool[torch.randperm(len(pool), generator=g)].split(self.batch_size)
         else:
             g, batches = None, torch.arange(self.num_examples).split(self.batch_size)
         for idx in batches:
@@ -359,6 +324,10 @@ class QABatches:
         entities = self.encoded["entities"].index_select(0, idx)  # (B, K)
         rank = self.encoded["answer_rank"].index_select(0, idx)  # (B,)
         hide = entities >= len(self.word_vocab)  # (B, K) unknown words are always slots
+        lists = None
+        if self.lookup is not None:
+            lists = Lists(self.encoded["answer_list"].index_select(0, idx), self.lookup,
+                          len(self.answer_vocab))
         if g is not None:  # training: hide known ones too, under shuffled slot numbers
             # A share entity_dropout of the examples hides each entity word with its own
             # rate r ~ U(0, 1): from none to all of them, as in a story of new names.
@@ -367,16 +336,20 @@ class QABatches:
             rate = torch.rand(len(idx), 1, generator=g)  # (B, 1)
             drop = torch.rand(entities.shape, generator=g) < rate  # (B, K)
             hide |= drop & hideable & renamed.unsqueeze(1)
+            if lists is not None:  # a list is read whole: all its items slots, or none
+                items, listed = lists.answer_list.clamp(min=0), lists.answer_list >= 0
+                whole = (hide.gather(1, items) & listed).any(1, keepdim=True)  # (B, 1)
+                hide = hide.scatter(1, items, hide.gather(1, items) | (whole & listed))
             order = torch.rand(entities.shape, generator=g).argsort(-1)  # (B, K)
             return read_slots(batch, entities, rank, self.word_vocab, self.answer_vocab, hide,
-                              order)
+                              order, lists)
         return slot_views(batch, entities, rank, self.word_vocab, self.answer_vocab, hide,
-                          self.slot_draws)
+                          self.slot_draws, lists=lists)
 
 
 def encode_stories(stories: Sequence[list[list[str]]], questions: Sequence[list[str]],
                    word_vocab: Vocab, memory_size: int = 50, entity_slots: int = 0,
-                   answer_vocab: Vocab | None = None, slot_draws: int = 1,
+                   answer_vocab: Vocab | None = None, slot_draws: int = 1, list_slots: int = 0,
                    ) -> tuple[dict[str, torch.Tensor], list[dict[int, str]]]:
     """Encode user stories and one question about each as one batch (for the chat).
 
@@ -388,10 +361,12 @@ def encode_stories(stories: Sequence[list[list[str]]], questions: Sequence[list[
         entity_slots: the model's K; its unknown words are read as slots.
         answer_vocab: the model's answers (needed with ``entity_slots``).
         slot_draws: numberings of the slots to average the answer over.
+        list_slots: the model's longest list class (0: none).
 
     Returns:
         A batch like :class:`QABatches` yields, with ``answer`` -100 and ``task`` 0, and
-        per example the words its slot answers stand for (answer id -> word).
+        per example the words its slot answers (and list classes) stand for (answer id
+        -> answer).
 
     Raises:
         ValueError: if ``stories`` and ``questions`` differ in length.
@@ -418,4 +393,9 @@ def encode_stories(stories: Sequence[list[list[str]]], questions: Sequence[list[
     first = answer_vocab.stoi["@ent1"]
     meanings = [{first + k: word for k, word in enumerate(words) if word not in word_vocab.stoi}
                 for words in enc["entity_words"]]
+    if entity_slots and list_slots > 1:
+        table = list_table(entity_slots, list_slots)
+        for meaning in meanings:
+            slot_words = [meaning.get(first + k) for k in range(entity_slots)]
+            meaning.update(list_meanings(table, slot_words, len(answer_vocab)))
     return batch, meanings

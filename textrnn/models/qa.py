@@ -23,6 +23,7 @@ from textrnn.models.entnet import EntNet
 from textrnn.models.lstm_reader import LSTMReader
 from textrnn.models.memn2n import MemN2N, position_encoding
 from textrnn.models.qa_base import QAConfig, QANet
+from textrnn.models.qa_lists import ListAnswers
 from textrnn.models.qrn import QRN
 
 ARCHS = {"memn2n": MemN2N, "lstm_reader": LSTMReader, "entnet": EntNet, "qrn": QRN}
@@ -48,6 +49,8 @@ class QAModel(QANet):
             raise ValueError(f"arch must be one of {sorted(ARCHS)}, got {config.arch!r}")
         self.config = config
         self.net = ARCHS[config.arch](config)
+        if config.list_slots > 1 and config.entity_slots > 0:
+            self.lists = ListAnswers(config.entity_slots, config.list_slots)
 
     def forward(self, batch: dict) -> tuple[Tensor, Tensor]:
         """See :meth:`MemN2N.forward`."""

@@ -55,6 +55,9 @@ class QAConfig:
     entity_slots: int = 0  # K: unseen words read as @ent1..@entK (textrnn.data.entities); 0=off
     entity_dropout: float = 0.5  # training: share of stories that read known names as slots
     slot_draws: int = 8  # answering: average over this many numberings of the slots
+    # L: every set of 2..L slots is an answer of its own, a list of unseen things
+    # (textrnn.data.slot_lists); 0 = off, as in checkpoints from before lists had them
+    list_slots: int = 0
     tasks: list[int] = field(default_factory=list)  # bAbI tasks trained on; metadata only
 
 
@@ -95,23 +98,35 @@ class QANet(nn.Module):
             the first reading.
         """
         logits, attention = self(batch)  # (B, A), (B, K, S)
-        logits = logits.float()
-        if "answer_mask" in batch:
-            logits = logits.masked_fill(~batch["answer_mask"], torch.finfo(logits.dtype).min)
+        logits = self._answer_scores(logits, batch.get("answer_mask"))  # (B, A [+ C])
         if "view_story" not in batch:
             return logits, attention
-        first = self.config.num_answers - self.config.entity_slots  # slot answers are last
-        probs = torch.softmax(logits, -1)  # (B, A)
+        K = self.config.entity_slots
+        first = self.config.num_answers - K  # slot answers are last, then list classes
+        lists = getattr(self, "lists", None)
+        probs = torch.softmax(logits, -1)  # (B, A [+ C])
         for story, question, mask, order in zip(batch["view_story"], batch["view_question"],
                                                 batch["view_answer_mask"], batch["view_order"],
                                                 strict=True):
             view, _ = self({**batch, "story": story, "question": question})  # (B, A)
-            p = torch.softmax(view.float().masked_fill(~mask, torch.finfo(torch.float).min), -1)
+            p = torch.softmax(self._answer_scores(view, mask), -1)  # (B, A [+ C])
             # entity k was slot order[b, k] in this reading and slot k in the first one
-            slots = p[:, first:].gather(1, order)  # (B, K)
-            probs = probs + torch.cat([p[:, :first], slots], 1)  # (B, A)
-        probs = probs / (1 + len(batch["view_story"]))  # (B, A), rows sum to 1
+            parts = [p[:, :first], p[:, first: first + K].gather(1, order)]  # (B, A-K), (B, K)
+            if lists is not None:
+                parts.append(lists.to_first_reading(p[:, first + K:], order))  # (B, C)
+            probs = probs + torch.cat(parts, 1)  # (B, A [+ C])
+        probs = probs / (1 + len(batch["view_story"]))  # rows sum to 1
         return probs.clamp(min=1e-30).log(), attention
+
+    def _answer_scores(self, logits: Tensor, mask: Tensor | None) -> Tensor:
+        """(B, A) scores -> float, masked by ``answer_mask`` (B, A), then the list classes'
+        scores appended when the model has them (:class:`~textrnn.models.qa_lists.ListAnswers`).
+        """
+        logits = logits.float()
+        if mask is not None:
+            logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
+        lists = getattr(self, "lists", None)
+        return lists.extend(logits, mask) if lists is not None else logits
 
     def loss(self, batch: dict) -> Tensor:
         """Mean answer cross-entropy of a :class:`~textrnn.data.qa_batches.QABatches` batch.

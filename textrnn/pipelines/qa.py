@@ -33,6 +33,7 @@ from textrnn.checkpoint import Bundle
 from textrnn.data.babi import GENERATED_TASK, TASK_NAMES, QAExample, read_babi, task_files
 from textrnn.data.entities import entity_words, name_words
 from textrnn.data.qa_batches import QABatches, build_vocabs
+from textrnn.data.slot_lists import LONGEST
 from textrnn.data.split import holdout
 from textrnn.models.qa import QAConfig
 from textrnn.pipelines import Run
@@ -41,6 +42,7 @@ ENTITY_SLOTS = 12  # every model build() makes reads unknown names as @ent1..@en
 FAIL_ERROR = 0.05  # bAbI convention: a task is failed when its test error exceeds 5%
 EVAL_BATCH_SIZE = 256  # validation batches: no gradients, so larger is cheaper
 BUCKET = 50  # training batches hold stories of similar length, sorted in chunks of 50 batches
+FOCUS = 0.5  # share of each epoch given to the tasks by validation error (textrnn.data.focus)
 # QAConfig fields that build() fills in from the data, not from the caller.
 DERIVED = ("vocab_size", "num_answers", "tasks")
 
@@ -57,6 +59,7 @@ def build(
     tasks: list[int] | None = None,
     batch_size: int = 32,
     seed: int = 1234,
+    focus: float = FOCUS,
     **settings: Any,
 ) -> Run:
     """Read the training files, hold out validation, build the vocabularies and the model.
@@ -66,6 +69,8 @@ def build(
         tasks: bAbI task numbers to train on jointly; None = every task found.
         batch_size: training questions per batch.
         seed: the initial weights and the shuffling depend on it only.
+        focus: φ of :mod:`textrnn.data.focus`, the share of each epoch after the first
+            that goes to the tasks by their validation error; 0 = each question once.
         **settings: :class:`~textrnn.models.qa.QAConfig` fields (``arch``, ``hops``,
             ``embedding_size``, ...); the sizes of the vocabularies come from the data.
             ``entity_slots`` is :data:`ENTITY_SLOTS` unless given (0 turns them off).
@@ -87,18 +92,21 @@ def build(
         train += task_train
         valid += task_valid
     settings.setdefault("entity_slots", ENTITY_SLOTS)
+    settings.setdefault("list_slots", LONGEST if settings["entity_slots"] else 0)
     words, answers = build_vocabs(train, settings["entity_slots"])
     config = QAConfig(vocab_size=len(words), num_answers=len(answers), tasks=sorted(per_task),
                       **settings)
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     model = models.build("qa", config, {"words": words, "answers": answers})
-    slots = {"memory_size": config.memory_size, "entity_slots": config.entity_slots}
+    slots = {"memory_size": config.memory_size, "entity_slots": config.entity_slots,
+             "list_slots": config.list_slots}
     val_slots = {**slots, "slot_draws": config.slot_draws}
     entities = entity_words(train)
     train_data = QABatches(train, words, answers, batch_size=batch_size, shuffle=True,
                            seed=seed, entities=frozenset(entities),
                            names=frozenset(name_words(train, entities)),
-                           entity_dropout=config.entity_dropout, bucket=BUCKET, **slots)
+                           entity_dropout=config.entity_dropout, bucket=BUCKET, focus=focus,
+                           **slots)
     val_data = QABatches(valid, words, answers, batch_size=EVAL_BATCH_SIZE, shuffle=False,
                          **val_slots)
     return Run(model, train_data, val_data)
@@ -110,7 +118,7 @@ def batches(bundle: Bundle, examples: Sequence[QAExample], batch_size: int = 32)
     return QABatches(examples, bundle.vocabs["words"], bundle.vocabs["answers"],
                      batch_size=batch_size, shuffle=False, memory_size=bundle.config.memory_size,
                      entity_slots=bundle.config.entity_slots,
-                     slot_draws=bundle.config.slot_draws)
+                     slot_draws=bundle.config.slot_draws, list_slots=bundle.config.list_slots)
 
 
 def evaluate(
