@@ -325,13 +325,15 @@ def test_readme_commands_parse(argv) -> None:
     ["classify", "--checkpoint", "c.pt", "x"],
     ["translate", "--checkpoint", "c.pt", "x"],
     ["demo"],
-], ids=lambda argv: argv[0])
+    *[["train", task, "--data", "d", "--out", "o"]
+      for task in ("lm", "qa", "tagger", "classifier", "seq2seq")],
+], ids=lambda argv: " ".join(argv[:2]) if argv[0] == "train" else argv[0])
 def test_commands_default_to_one_thread_and_say_so(argv, capsys) -> None:
     """One measured default for --threads (see flags.add_device_flags), shown in the help."""
     parser = build_parser()
     assert parser.parse_args(argv).threads == 1
     with pytest.raises(SystemExit):
-        parser.parse_args([argv[0], "--help"])
+        parser.parse_args([*argv[: 2 if argv[0] == "train" else 1], "--help"])
     assert "(default: 1)" in " ".join(capsys.readouterr().out.split()).split("--threads")[-1]
 
 

@@ -77,7 +77,7 @@ class TrainConfig:
     log_every: int = 100  # progress line every N steps when not on a terminal
     seed: int = 1234  # seed for weights, dropout and shuffling (torch, random, numpy, CUDA)
     device: str = "auto"  # auto (CUDA when there is a GPU), cpu or cuda
-    threads: int = 0  # CPU threads; 0 = one per core. On a busy machine 1 can be much faster
+    threads: int = 1  # CPU threads; 0 = torch's choice. 1: see cli/flags.py DEFAULT_THREADS
     amp: bool = True  # bf16 mixed precision on CUDA (no loss scaling needed); ignored on CPU
     best_metric: str = ""  # the evaluate() key that decides best.pt; "" = the model's own
     best_mode: str = ""  # "min" or "max": which direction of best_metric is better; "" = model's
