@@ -10,6 +10,7 @@ import pytest
 from textrnn import load
 from textrnn.chat import Answerer, ChatSession, format_answer, repl, split_sentences
 from textrnn.checkpoint import load as load_bundle
+from textrnn.data.slot_lists import list_table
 from textrnn.errors import CheckpointError
 
 PLACES = {"bathroom", "hallway", "garden", "office", "bedroom", "kitchen"}
@@ -78,6 +79,22 @@ def test_names_and_places_never_seen_in_training(bot):
              "Zelda journeyed to the lighthouse."]
     assert bot.answer(story, "Where is Quentin?").answer == "boathouse"
     assert bot.answer(story, "Where is Zelda?").answer == "lighthouse"
+
+
+def test_a_list_class_reads_back_as_its_words_in_first_mention_order(bot, monkeypatch):
+    """A list of things the model never saw (list classes: textrnn.data.slot_lists)."""
+    story = ["Ada went to the lamp.", "Ada went to the kite."]  # ada, lamp, kite: slots 0-2
+    config = bot.bundle.config
+    table = list_table(config.entity_slots, config.list_slots).tolist()
+    first = len(bot.answers)
+
+    def predict(batch):
+        n = int(batch["story_lengths"][0])
+        return [{"answer_id": first + table.index([1, 2, -1]), "confidence": 0.9,
+                 "attention": [1 / n] * n, "hops": [[1 / n] * n]}]
+
+    monkeypatch.setattr(bot.model, "predict", predict)
+    assert bot.answer(story, "What is Ada carrying?").answer == "lamp,kite"
 
 
 def test_session_adds_statements_and_answers_questions(bot):

@@ -178,7 +178,7 @@ class Answerer:
             ]
             results.append(Answer(
                 # a slot answer is the word it stood for in this story
-                answer=meaning.get(pred["answer_id"], self.answers.itos[pred["answer_id"]]),
+                answer=_answer_text(pred["answer_id"], meaning, self.answers),
                 confidence=float(pred["confidence"]),
                 evidence=evidence,
                 unknown_words=self._unknown([*words, q_words]),
@@ -187,6 +187,12 @@ class Answerer:
                 hops=pred.get("hops") or [pred["attention"]],
             ))
         return results
+
+
+def _answer_text(answer_id: int, meaning: dict[int, str], answers: Vocab) -> str:
+    """A slot answer or list class is what it stood for in this story; any other answer
+    is its own string (list classes have ids past the answer vocabulary)."""
+    return meaning[answer_id] if answer_id in meaning else answers.itos[answer_id]
 
 
 @functools.lru_cache(maxsize=16384)
@@ -242,6 +248,22 @@ class Reply:
     forgotten: list[str] = field(default_factory=list)  # oldest statements dropped
 
 
+@dataclass
+class Question:
+    """A message's question, still to be answered (:meth:`ChatSession.take`)."""
+
+    story: list[str]  # the session's story once the message's statements are in
+    question: str  # the message's last question
+    added: list[str]  # statements stored by this message
+    forgotten: list[str]  # oldest statements dropped
+    notes: list[str]  # what the reply says after the answer
+
+    def reply(self, answer: Answer) -> Reply:
+        """The reply, given the answer."""
+        return Reply("answer", " ".join([format_answer(answer), *self.notes]), answer=answer,
+                     added=self.added, forgotten=self.forgotten)
+
+
 class Asks(Protocol):
     """What a :class:`ChatSession` needs of the model it asks: an :class:`Answerer`, or
     :class:`textrnn.sessions.BatchedAnswerer`, which answers through a batcher."""
@@ -293,6 +315,18 @@ class ChatSession:
 
     def send(self, text: str) -> Reply:
         """Handle one message and return the reply; never raises on bad input."""
+        step = self.take(text)
+        if isinstance(step, Reply):
+            return step
+        return step.reply(self.answerer.answer(step.story, step.question))
+
+    def take(self, text: str) -> Reply | Question:
+        """:meth:`send` up to the model: the message's statements stored, then the reply,
+        or the :class:`Question` left to answer.
+
+        For a caller that answers questions elsewhere: the server stores the statements
+        where its sessions live and gives the question to its batcher itself.
+        """
         text = (text or "").strip()
         if not text:
             return Reply("info", "Tell me something, or ask a question (/help for help).")
@@ -326,9 +360,7 @@ class ChatSession:
             story = list(self.story)
         if not story:
             return Reply("info", NO_STORY)
-        answer = self.answerer.answer(story, questions[-1])
-        return Reply("answer", " ".join([format_answer(answer), *notes]), answer=answer,
-                     added=statements, forgotten=forgotten)
+        return Question(story, questions[-1], statements, forgotten, notes)
 
     def _command(self, text: str) -> Reply:
         command = text.split()[0].lower()
