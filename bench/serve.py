@@ -16,6 +16,17 @@ ratio (issue 24's target: >= 1.5x at an equal or lower p99).
 ``--route session`` runs twice, sessions in memory (``:memory:``) then in a SQLite file
 (what ``textrnn serve`` does by default), and prints the SQLite/memory requests/s ratio.
 
+Every server compared is started first, then each is loaded in turn, ``--rounds`` times
+(A, B, A, B: ``--seconds`` in all each), so that a change in the machine's load falls on
+all of them alike; the figures are over all rounds, each round's requests/s beside them.
+
+``--hostile`` runs clean rounds and rounds in which 1 request in 10 (at least) is hostile
+(:mod:`bench/hostile.py`: chunked and declared oversize bodies, short and slow bodies,
+slowloris headers, bad JSON, lone surrogates, NaN, huge fields, 20,000 sentences, deep
+nesting, not HTTP at all; each on its own connection, from concurrent clients), in turn
+on one server, and prints the good requests' p99 in both (issue 22's target: within 2x),
+how each hostile request was answered, and the server's RSS (start, peaks, end).
+
 With ``--client wrk`` (the default for the stateless route when Debian's ``wrk`` is
 installed: ``apt-get install wrk``) the load comes from wrk, a C load generator, so
 the clients take far less of the shared CPU than Python clients do, and the figures
@@ -26,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import shutil
@@ -34,6 +46,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
@@ -41,9 +55,9 @@ import httpx2
 STORY = ["Mary moved to the bathroom.", "John went to the hallway.", "Mary went to the garden."]
 
 # Runs in the server's process: serve, print the URL, stop when stdin closes.
-# argv: checkpoint (or .onnx file), sessions (a SQLite file or :memory:), runtime.
+# argv: checkpoint (or .onnx file), sessions (a SQLite file or :memory:), runtime, limits (JSON).
 SERVER = """
-import sys, torch
+import json, sys, torch
 torch.set_num_threads(1)
 from textrnn.chat import Answerer
 from textrnn.serve import background_server, create_app
@@ -53,9 +67,9 @@ if sys.argv[3] == "onnx":
     answerer = runtime.load(sys.argv[1], task="qa")
 else:
     answerer = Answerer.from_checkpoint(sys.argv[1])
-app = create_app(answerer, sessions=sys.argv[2])
+app = create_app(answerer, sessions=sys.argv[2], **json.loads(sys.argv[4]))
 freeze_startup_heap()  # as run_server does
-with background_server(app) as url:
+with background_server(app, log_level="error") as url:  # hostile requests are expected
     print(url, flush=True)
     sys.stdin.read()
 """
@@ -177,22 +191,47 @@ def summarize(latencies: list[float], errors: list[str], elapsed: float) -> dict
                 "mean": 1000 * statistics.fmean(latencies)} if latencies else {})}
 
 
-def measure(checkpoint: str, sessions: str, args: argparse.Namespace, tmp: Path,
-            use_wrk: bool, runtime: str = "torch") -> dict:
-    """Start a server keeping its sessions in ``sessions``, load it, stop it; its figures."""
-    server = subprocess.Popen([sys.executable, "-c", SERVER, checkpoint, sessions, runtime],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+@contextlib.contextmanager
+def server(checkpoint: str, sessions: str, runtime: str = "torch",
+           limits: dict | None = None) -> Iterator[tuple[str, int]]:
+    """A server keeping its sessions in ``sessions``, in a subprocess; yields its URL and
+    process id. ``limits``: :class:`textrnn.serve.Limits` fields."""
+    process = subprocess.Popen([sys.executable, "-c", SERVER, checkpoint, sessions, runtime,
+                                json.dumps(limits or {})],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        url = server.stdout.readline().strip()
+        url = process.stdout.readline().strip()
         if not url:
             raise SystemExit("the server did not start")
-        if use_wrk:
-            return {**load_wrk(url, args.clients, args.seconds, tmp, args.route),
-                    "seconds": args.seconds}
-        return summarize(*asyncio.run(load(url, args.clients, args.seconds, args.route)))
+        yield url, process.pid
     finally:
-        server.stdin.close()
-        server.wait(timeout=30)
+        process.stdin.close()
+        process.wait(timeout=30)
+
+
+def measure(url: str, seconds: float, args: argparse.Namespace, tmp: Path,
+            use_wrk: bool) -> dict:
+    """Load the server at ``url`` for ``seconds``; its figures."""
+    if use_wrk:
+        return {**load_wrk(url, args.clients, seconds, tmp, args.route), "seconds": seconds}
+    return summarize(*asyncio.run(load(url, args.clients, seconds, args.route)))
+
+
+def combine(runs: list[dict]) -> dict:
+    """One figure from several rounds: requests/s over all of them, the mean p50 and p99
+    (wrk gives percentiles, not latencies to pool), every error, and each round's rate."""
+    seconds = sum(r["seconds"] for r in runs)
+    out = {"rps": sum(r["rps"] * r["seconds"] for r in runs) / seconds, "seconds": seconds,
+           "errors": sum(r["errors"] for r in runs),
+           "rounds": [round(r["rps"]) for r in runs]}
+    if all("p50" in r for r in runs):
+        out |= {q: statistics.fmean(r[q] for r in runs) for q in ("p50", "p99")}
+    if all("ok" in r for r in runs):
+        out |= {"ok": sum(r["ok"] for r in runs),
+                "kinds": sorted({k for r in runs for k in r["kinds"]}),
+                "max": max(r["max"] for r in runs),
+                "mean": statistics.fmean(r["mean"] for r in runs)}
+    return out
 
 
 def report(r: dict, route: str, sessions: str, clients: int, client: str) -> None:
@@ -200,10 +239,92 @@ def report(r: dict, route: str, sessions: str, clients: int, client: str) -> Non
           f"client={client}")
     ok = f"  ok {r['ok']}" if "ok" in r else ""
     kinds = f" {r['kinds']}" if r.get("kinds") else ""
-    print(f"requests/s {r['rps']:.0f}{ok}  errors {r['errors']}{kinds}")
+    rounds = f"  (rounds: {', '.join(map(str, r['rounds']))})" if len(r["rounds"]) > 1 else ""
+    print(f"requests/s {r['rps']:.0f}{ok}  errors {r['errors']}{kinds}{rounds}")
     if "p50" in r:
         more = f"  max {r['max']:.1f}  mean {r['mean']:.1f}" if "max" in r else ""
         print(f"latency ms: p50 {r['p50']:.1f}  p99 {r['p99']:.1f}{more}")
+
+
+HOSTILE_TIMEOUT_S = 2.0  # the server's body and header timeouts under --hostile
+
+
+def rss_mb(pid: int) -> float:
+    """The resident memory of process ``pid``, in MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024
+
+
+@contextlib.contextmanager
+def peak_rss(pid: int, every_s: float = 0.1) -> Iterator[list[float]]:
+    """Samples ``pid``'s RSS while the block runs; yields a list whose one item is the peak."""
+    import threading
+
+    peak, done = [rss_mb(pid)], threading.Event()
+
+    def watch() -> None:
+        while not done.wait(every_s):
+            peak[0] = max(peak[0], rss_mb(pid))
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        thread.join()
+        peak[0] = max(peak[0], rss_mb(pid))
+
+
+def hostile_mix(url: str, pid: int, args: argparse.Namespace, tmp: Path,
+                use_wrk: bool) -> int:
+    """Clean rounds and rounds with 1 hostile request in 10, in turn, on one server."""
+    import hostile  # bench/hostile.py, beside this script
+
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    requests = hostile.build()
+    seconds = args.seconds / args.rounds
+    clean, mixed, outcomes, peaks = [], [], Counter(), {"clean": 0.0, "hostile": 0.0}
+    start_rss = rss_mb(pid)
+
+    async def pelted(rate: float) -> tuple[dict, Counter]:
+        return await asyncio.gather(
+            asyncio.to_thread(measure, url, seconds, args, tmp, use_wrk),
+            hostile.pelt(host, int(port), requests, rate, seconds, HOSTILE_TIMEOUT_S + 3))
+
+    for _ in range(args.rounds):
+        with peak_rss(pid) as peak:
+            clean.append(measure(url, seconds, args, tmp, use_wrk))
+        peaks["clean"] = max(peaks["clean"], peak[0])
+        # 1 request in 10 hostile: 1 for 9 good ones at the rate the last round with
+        # hostile requests served them (the first: at the clean rate, so at least 1 in 10).
+        rate = (mixed[-1] if mixed else clean[-1])["rps"] / 9
+        with peak_rss(pid) as peak:
+            good, got = asyncio.run(pelted(rate))
+        peaks["hostile"] = max(peaks["hostile"], peak[0])
+        mixed.append(good)
+        outcomes += got
+    clean_run, mixed_run = combine(clean), combine(mixed)
+    report(clean_run, args.route, "memory (clean)", args.clients, "wrk" if use_wrk else "python")
+    report(mixed_run, args.route, "memory (good requests among the hostile)", args.clients,
+           "wrk" if use_wrk else "python")
+    sent = sum(outcomes.values())
+    print(f"hostile requests: {sent} ({sent / (sent + mixed_run['rps'] * mixed_run['seconds']):.0%}"
+          f" of all), each on its own connection; server timeouts {HOSTILE_TIMEOUT_S:g} s")
+    for name in dict.fromkeys(r.name for r in requests):
+        got = {outcome: n for (kind, outcome), n in sorted(outcomes.items()) if kind == name}
+        print(f"  {name:18} {', '.join(f'{o} x{n}' for o, n in got.items())}")
+    ratio = mixed_run.get("p99", float("nan")) / clean_run.get("p99", float("nan"))
+    print(f"p99 of the good requests: {mixed_run.get('p99', float('nan')):.1f} ms among the "
+          f"hostile vs {clean_run.get('p99', float('nan')):.1f} ms clean = {ratio:.2f}x "
+          "(target <= 2x)")
+    end_rss = rss_mb(pid)
+    print(f"server RSS MB: start {start_rss:.0f}, peak clean {peaks['clean']:.0f}, peak hostile "
+          f"{peaks['hostile']:.0f}, end {end_rss:.0f}")
+    bad = hostile.verdict(outcomes, requests)
+    if bad:
+        print("not held:", "; ".join(bad))
+    return 1 if bad or clean_run["errors"] or mixed_run["errors"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,9 +341,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto",
                         help="load generator: wrk or async Python clients; "
                              "auto = wrk when installed (default: auto)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="each server is loaded this many times, in turn with the "
+                             "others (A, B, A, B), for --seconds in all, so that a change in "
+                             "the machine's load falls on both alike (default: 2)")
+    parser.add_argument("--hostile", action="store_true",
+                        help="rounds with 1 hostile request in 10 (bench/hostile.py), in turn "
+                             "with clean rounds: the good requests' p99 and the server's RSS")
     args = parser.parse_args(argv)
     use_wrk = bool(args.client == "wrk" or (args.client == "auto" and shutil.which("wrk")))
     client = "wrk" if use_wrk else "python"
+    if args.hostile:
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = args.checkpoint or tiny_checkpoint(Path(tmp))
+            limits = {"body_timeout_s": HOSTILE_TIMEOUT_S, "header_timeout_s": HOSTILE_TIMEOUT_S}
+            with server(checkpoint, ":memory:", "torch", limits) as (url, pid):
+                return hostile_mix(url, pid, args, Path(tmp), use_wrk)
     results = {}
     runtimes = ["torch", "onnx"] if args.runtime == "both" else [args.runtime]
     with tempfile.TemporaryDirectory() as tmp:
@@ -235,13 +369,19 @@ def main(argv: list[str] | None = None) -> int:
         stores = {"memory": ":memory:"}
         if args.route == "session":
             stores["sqlite"] = str(Path(tmp) / "sessions.sqlite")
-        for runtime in runtimes:
-            for name, sessions in stores.items():
-                key = name if len(runtimes) == 1 else f"{runtime}/{name}"
-                results[key] = measure(files[runtime], sessions, args, Path(tmp), use_wrk,
-                                       runtime)
-                report(results[key], args.route, f"{name} runtime={runtime}", args.clients,
-                       client)
+        with contextlib.ExitStack() as stack:  # every server up at once, loaded in turn
+            urls = {(runtime, name): stack.enter_context(server(files[runtime], sessions,
+                                                                runtime))[0]
+                    for runtime in runtimes for name, sessions in stores.items()}
+            runs: dict[tuple[str, str], list[dict]] = {key: [] for key in urls}
+            for _ in range(args.rounds):
+                for key, url in urls.items():
+                    runs[key].append(measure(url, args.seconds / args.rounds, args,
+                                             Path(tmp), use_wrk))
+        for (runtime, name), key_runs in runs.items():
+            key = name if len(runtimes) == 1 else f"{runtime}/{name}"
+            results[key] = combine(key_runs)
+            report(results[key], args.route, f"{name} runtime={runtime}", args.clients, client)
     for name in stores:
         torch_run, onnx_run = results.get(f"torch/{name}"), results.get(f"onnx/{name}")
         if torch_run and onnx_run:

@@ -36,6 +36,7 @@ from textrnn.data.babi import sentence_words
 from textrnn.data.qa_batches import encode_stories
 from textrnn.device import to_device
 from textrnn.errors import CheckpointError
+from textrnn.vocab import Vocab
 
 MAX_MESSAGE_CHARS = 1000  # longer chat messages are refused, not truncated
 EVIDENCE_MIN_WEIGHT = 0.1  # a sentence is evidence if it gets at least this much attention,

@@ -96,7 +96,8 @@ def _onnx_model(task: str):
 
         def forward(self, batch: dict):
             """The exported graph on ``batch``'s tensors; its outputs as float tensors."""
-            feed = {name: batch[name].cpu().numpy().astype(np.int64)
+            # The ids are int64 already (torch.long): views, no copies.
+            feed = {name: batch[name].cpu().numpy().astype(np.int64, copy=False)
                     for name in self.input_names}
             return self._run(feed)
 
