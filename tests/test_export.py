@@ -100,7 +100,8 @@ def _lm(path: Path) -> Path:
 
 
 BUILDERS = {
-    "qrn": lambda p: _qa(p, "qrn", entity_slots=3),  # the chatbot's default arch, with slots
+    # the chatbot's default arch, with slots and list classes
+    "qrn": lambda p: _qa(p, "qrn", entity_slots=3, list_slots=3),
     "qrn_scalar": lambda p: _qa(p, "qrn", vector_gates=False),  # checkpoints before 2026-12-02
     "memn2n": lambda p: _qa(p, "memn2n"),  # still in linear start: the frozen flag
     "classifier": _classifier,

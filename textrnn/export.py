@@ -147,6 +147,9 @@ def _record(checkpoint_path: str | PathLike[str]):
     crf = getattr(bundle.model, "crf", None)
     if crf is not None:  # a tagger's transitions: Viterbi runs outside the graph
         meta["crf"] = {name: t.tolist() for name, t in crf.state_dict().items()}
+    lists = getattr(bundle.model, "lists", None)
+    if lists is not None:  # the list classes' biases: their scores are built outside the graph
+        meta["lists"] = {name: t.tolist() for name, t in lists.state_dict().items()}
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
     return proto

@@ -93,6 +93,11 @@ def _onnx_model(task: str):
                 if self.crf is not None:  # the transitions are weights the graph does not use
                     self.crf.load_state_dict({k: torch.tensor(v)
                                               for k, v in meta["crf"].items()})
+            if task == "qa" and "lists" in meta:  # list classes: scored outside the graph
+                from textrnn.models.qa_lists import ListAnswers
+
+                self.lists = ListAnswers(config.entity_slots, config.list_slots)
+                self.lists.load_state_dict({k: torch.tensor(v) for k, v in meta["lists"].items()})
 
         def forward(self, batch: dict):
             """The exported graph on ``batch``'s tensors; its outputs as float tensors."""
