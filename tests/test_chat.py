@@ -8,8 +8,9 @@ from dataclasses import replace
 import pytest
 
 from textrnn import load
-from textrnn.chat import Answerer, ChatSession, format_answer, repl, split_sentences
+from textrnn.chat import Answerer, ChatSession, format_answer, split_sentences
 from textrnn.checkpoint import load as load_bundle
+from textrnn.cli.terminal import repl
 from textrnn.data.slot_lists import list_table
 from textrnn.errors import CheckpointError
 

@@ -1,4 +1,4 @@
-"""The terminal chat (``textrnn chat``'s :func:`textrnn.chat.repl`): what it says at a
+"""The terminal chat (``textrnn chat``'s :func:`textrnn.cli.terminal.repl`): what it says at a
 terminal that a pipe does not see. A stand-in answerer: no model is needed for these."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from textrnn.chat import ChatSession, repl
+from textrnn.chat import ChatSession
+from textrnn.cli.terminal import repl
 
 
 class Terminal(io.StringIO):

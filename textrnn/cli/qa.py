@@ -105,7 +105,8 @@ def _answerer(args: argparse.Namespace):
 
 def cmd_chat(args: argparse.Namespace) -> int:
     """``chat``: a terminal chat with a question-answering checkpoint."""
-    from textrnn.chat import ChatSession, repl
+    from textrnn.chat import ChatSession
+    from textrnn.cli.terminal import repl
 
     answerer = _answerer(args)
     info = answerer.info()
