@@ -12,6 +12,7 @@ steps of each::
     python bench/seq2seq.py --minutes 6 --clock cpu      # equal CPU time each
 
 Each model keeps the checkpoint with the best validation loss (``best.pt``).
+``bench/translate.py`` compares the defaults on every verse, with JoeyNMT besides.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def main() -> None:
     parser.add_argument("--beam", type=int, default=5, help="beam size (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default: 1)")
     parser.add_argument("--seed", type=int, default=1234, help="seed (default: %(default)s)")
-    parser.add_argument("--train-args", default="--max-vocab 4000 --hidden-size 128 "
+    parser.add_argument("--train-args", default="--vocab-size 4000 --hidden-size 128 "
                         "--eval-every 200",
                         help="more flags for both 'train seq2seq' runs (default: %(default)s)")
     args = parser.parse_args()

@@ -140,3 +140,58 @@ def test_length_limits_and_max_len():
                       **kwargs)
         assert [len(h.tokens) for h in hyps] == [5, 5]
         assert all(BOS not in h.tokens and PAD not in h.tokens for h in hyps)
+
+
+def ngrams(tokens, n):
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+@pytest.mark.parametrize("eos_bias", [0.0, 8.0])  # outputs that loop; outputs that end at once
+def test_no_repeat_ngram_and_min_len(beam_size, eos_bias):
+    model = tiny_model("general", tgt_vocab_size=7, seed=4)  # few tokens: repeats are likely
+    with torch.no_grad():
+        model.out.bias[EOS] += eos_bias
+    sources = random_sources(30, seed=5)
+    options = dict(bos_id=BOS, eos_id=EOS, banned=BANNED, beam_size=beam_size)
+    free = translate_batches(model, sources, **options)
+    repeats = sum(len(set(ngrams(h.tokens, 2))) < len(ngrams(h.tokens, 2)) for h in free)
+    short = sum(len(h.tokens) < 2 for h in free)
+    assert (repeats > 10) if eos_bias == 0 else (short > 10)  # the constraints have work to do
+    kept = translate_batches(model, sources, no_repeat_ngram=2, min_len=2, **options)
+    for h in kept:
+        assert len(set(ngrams(h.tokens, 2))) == len(ngrams(h.tokens, 2))
+        assert len(h.tokens) >= 2
+    # Off (0) is the unconstrained search.
+    same = translate_batches(model, sources, no_repeat_ngram=0, min_len=0, **options)
+    assert [h.tokens for h in same] == [h.tokens for h in free]
+
+
+def test_tied_embeddings_share_one_matrix():
+    tied, untied = (Seq2Seq(Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=30,
+                                          embedding_size=8, hidden_size=16,
+                                          tie_embeddings=tie)) for tie in (True, False))
+    assert tied.out.weight is tied.tgt_embedding.weight and tied.out.in_features == 8
+    assert untied.out.weight is not untied.tgt_embedding.weight
+    assert untied.out.in_features == 16
+    n_tied = sum(p.numel() for p in tied.parameters())  # parameters() counts shared ones once
+    assert n_tied < sum(p.numel() for p in untied.parameters()) - 30 * 8
+
+
+def test_coverage_penalty_changes_some_choices_and_needs_attention():
+    options = dict(bos_id=BOS, eos_id=EOS, banned=BANNED, beam_size=4)
+    sources = random_sources(30, seed=6)
+    model = tiny_model("general", tgt_vocab_size=30, seed=7)
+    with torch.no_grad():  # outputs that end early, leaving most of the source uncovered
+        model.out.bias[EOS] += 4.0
+    plain = translate_batches(model, sources, **options)
+    assert [h.tokens for h in translate_batches(model, sources, coverage_penalty=0.0,
+                                                **options)] == [h.tokens for h in plain]
+    covered = translate_batches(model, sources, coverage_penalty=5.0, **options)
+    assert any(c.tokens != p.tokens for c, p in zip(covered, plain, strict=True))
+    # Longer outputs attend more, so they cover more of the source.
+    assert sum(len(h.tokens) for h in covered) > 2 * sum(len(h.tokens) for h in plain)
+    none = tiny_model("none", tgt_vocab_size=30, seed=7)  # no attention: no coverage
+    assert [h.tokens for h in translate_batches(none, sources, coverage_penalty=5.0,
+                                                **options)] == [
+        h.tokens for h in translate_batches(none, sources, **options)]

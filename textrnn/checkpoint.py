@@ -44,6 +44,7 @@ from textrnn import atomic
 from textrnn.device import eval_mode, model_device, to_device
 from textrnn.errors import CheckpointError, CheckpointWriteError
 from textrnn.models import MODELS, build
+from textrnn.subword import vocab_from_dict  # word or subword (sentencepiece) vocabularies
 from textrnn.vocab import Vocab
 
 FORMAT = 1
@@ -358,7 +359,7 @@ def load(path: str | PathLike[str], map_location: Any = "cpu", task: str | None 
     raw = read(path, map_location, task=task)
     try:
         config = MODELS[raw["task"]].config_class(**raw["model_config"])
-        vocabs = {name: Vocab.from_dict(d) for name, d in raw["vocabs"].items()}
+        vocabs = {name: vocab_from_dict(d) for name, d in raw["vocabs"].items()}
         model = build(raw["task"], config, vocabs)
         model.load_state_dict(raw["state_dict"])
     except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as err:

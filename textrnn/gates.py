@@ -238,9 +238,9 @@ def _read_classifier(bundle: Bundle, text: str) -> Reading:
 
 
 def _read_seq2seq(bundle: Bundle, text: str) -> Reading:
-    from textrnn.data.pairs import tokenize
+    from textrnn.subword import TextCodec  # word or subword source vocabularies
 
-    tokens = tokenize(text, bundle.config.lower)
+    tokens = TextCodec(bundle.vocabs["source"], bundle.config.lower).pieces(text)
     src = torch.tensor([bundle.vocabs["source"].encode(tokens)], device=bundle.device)
     lengths = torch.tensor([len(tokens)], device=bundle.device)
     return Reading(tokens, "encoder", bundle.model.encoder,

@@ -3,10 +3,12 @@
 
 ::
 
-    textrnn data bible --src en-bbe --tgt fr-lsg --max-len 25 --out data/bible/en-bbe_fr-lsg_25
-    textrnn train seq2seq --data data/bible/en-bbe_fr-lsg_25/train.tsv --out runs/mt --threads 1
-    textrnn eval --checkpoint runs/mt/best.pt --data data/bible/en-bbe_fr-lsg_25/test.tsv --beam 5
+    textrnn data bible --src en-bbe --tgt fr-lsg        # every verse: data/bible/en-bbe_fr-lsg
+    textrnn train seq2seq --data data/bible/en-bbe_fr-lsg/train.tsv --out runs/mt \
+        --max-minutes 10 --budget-clock cpu
+    textrnn eval --checkpoint runs/mt/best.pt --data data/bible/en-bbe_fr-lsg/test.tsv --beam 5
     textrnn translate --checkpoint runs/mt/best.pt "At the first God made the heaven and the earth."
+    textrnn translate --checkpoint runs/mt/best.pt < english.txt > french.txt
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ if typing.TYPE_CHECKING:
     from textrnn.checkpoint import Bundle
 
 TASK = "seq2seq"
+# = textrnn.pipelines.seq2seq's NO_REPEAT_NGRAM and COVERAGE_PENALTY (it imports torch)
+NO_REPEAT_NGRAM, COVERAGE_PENALTY = 4, 0.0
 HELP = "translation on a TSV of sentence pairs (attention encoder-decoder)"
 
 
@@ -31,18 +35,31 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     """The data and model flags of ``train seq2seq``."""
     from textrnn.layers import IMPLS
     from textrnn.models.seq2seq import ATTENTIONS, CELLS, Seq2SeqConfig
+    from textrnn.subword import VOCABS
 
     parser.add_argument("--valid", metavar="FILE",
                         help="validation pairs (default: valid.tsv beside a train.tsv, "
                              "else the last 5%% of --data)")
     flags.add_config_flags(parser, Seq2SeqConfig,
                            choices={"attention": ATTENTIONS, "cell": CELLS, "impl": IMPLS})
-    parser.add_argument("--min-count", type=int, default=2,
-                        help="drop words seen fewer times in training (default: %(default)s)")
-    parser.add_argument("--max-vocab", type=int, default=16000,
-                        help="most words kept per side, most frequent first "
+    parser.add_argument("--vocab", choices=VOCABS, default="subword",
+                        help="subword (= unigram) or bpe sentencepiece models learnt from the "
+                             "training pairs, or word vocabularies (default: %(default)s)")
+    parser.add_argument("--vocab-size", type=int, default=4000,
+                        help="subword pieces per side, specials included "
                              "(default: %(default)s)")
-    parser.set_defaults(batch_size=64, eval_every=500, epochs=20)
+    parser.add_argument("--max-len", type=int, default=60, metavar="N",
+                        help="train on the pairs of at most N tokens (pieces or words) a side; "
+                             "0 = all; validation and test are never cut (default: %(default)s)")
+    parser.add_argument("--min-count", type=int, default=2,
+                        help="--vocab word: drop words seen fewer times in training "
+                             "(default: %(default)s)")
+    parser.add_argument("--max-vocab", type=int, default=16000,
+                        help="--vocab word: most words kept per side, most frequent first "
+                             "(default: %(default)s)")
+    # Chosen on the validation books for a 10-minute CPU run (docs/results.md): a high
+    # learning rate decayed linearly to 0 over the budget (or the 20 epochs).
+    parser.set_defaults(batch_size=64, eval_every=500, epochs=20, lr=3e-3, schedule="linear")
 
 
 def train(args: argparse.Namespace) -> int:
@@ -50,8 +67,10 @@ def train(args: argparse.Namespace) -> int:
     from textrnn.models.seq2seq import Seq2SeqConfig
     from textrnn.pipelines import seq2seq
 
-    run = seq2seq.build(args.data, valid=args.valid, min_count=args.min_count,
-                        max_vocab=args.max_vocab, batch_size=args.batch_size, seed=args.seed,
+    run = seq2seq.build(args.data, valid=args.valid, vocab=args.vocab,
+                        vocab_size=args.vocab_size, min_count=args.min_count,
+                        max_vocab=args.max_vocab, max_len=args.max_len,
+                        batch_size=args.batch_size, seed=args.seed,
                         **flags.config_kwargs(Seq2SeqConfig, args))
     return common.train(args, run)
 
@@ -66,6 +85,16 @@ def _add_search_flags(group, prefix: str) -> None:
     group.add_argument("--max-output-len", type=int, default=0,
                        help=f"{prefix}most output tokens; 0 = 2 x source length + 10 "
                             "(default: %(default)s)")
+    group.add_argument("--no-repeat-ngram", type=int, default=NO_REPEAT_NGRAM, metavar="N",
+                       help=f"{prefix}never repeat an N-token n-gram in an output; 0 = off "
+                            "(default: %(default)s)")
+    group.add_argument("--coverage-penalty", type=float, default=COVERAGE_PENALTY,
+                       metavar="BETA",
+                       help=f"{prefix}beam search: add BETA x Σ_s log min(attention to s, 1) "
+                            "(Wu et al. 2016); 0 = off (default: %(default)s)")
+    group.add_argument("--min-output-len", type=int, default=1,
+                       help=f"{prefix}fewest output tokens (default: %(default)s: no output is "
+                            "empty)")
 
 
 def add_eval_flags(group: argparse._ArgumentGroup) -> None:
@@ -83,6 +112,8 @@ def evaluate(bundle: Bundle, args: argparse.Namespace) -> dict:
     return seq2seq.evaluate(bundle, args.data, beam_size=args.beam, batch_size=args.batch_size,
                             max_len=args.max_output_len or None,
                             length_penalty=args.length_penalty, limit=args.limit or None,
+                            no_repeat_ngram=args.no_repeat_ngram, min_len=args.min_output_len,
+                            coverage_penalty=args.coverage_penalty,
                             progress=True)
 
 
@@ -94,7 +125,7 @@ def format_eval(results: dict) -> str:
             r = results[name]
             label = "greedy" if name == "greedy" else f"beam {r['beam_size']}"
             lines.append(f"{label:>8}  BLEU {r['bleu']:6.2f}  chrF {r['chrf']:6.2f}  "
-                         f"({r['seconds']:.0f}s)")
+                         f"empty {r.get('empty', 0)}  ({r['seconds']:.0f}s)")
     searched = results.get("beam", results.get("greedy"))
     for ex in searched["examples"] if searched else []:
         lines += ["", f"  source:      {ex['source']}", f"  reference:   {ex['reference']}",
@@ -102,25 +133,50 @@ def format_eval(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _stdin_chunks(size: int):
+    """Standard input's lines, ``size`` at a time, without their newlines, as they come."""
+    chunk = []
+    for line in sys.stdin:
+        chunk.append(line.rstrip("\r\n"))
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def cmd_translate(args: argparse.Namespace) -> int:
-    """``translate``: print one translation per input sentence."""
+    """``translate``: print one translation per sentence given, or per line of standard
+    input (read and translated ``--batch-size`` lines at a time, a blank line for a blank
+    line, so the output lines up with a file piped in)."""
     from textrnn.pipelines import seq2seq
 
     bundle = common.load(args, task=TASK)
-    sentences = common.texts_or_stdin(args.sentences, "translate")
     show = args.show_attention
-    if show and len(sentences) != 1:
+    if show and len(args.sentences) != 1:
         raise TextrnnError("--show-attention draws one sentence; give exactly one")
     if show and not bundle.model.has_attention:
         raise TextrnnError(f"{args.checkpoint}: this model has no attention to show "
                            "(trained with --attention none)")
     if args.beam < 1:
         raise TextrnnError(f"--beam must be at least 1, got {args.beam}")
-    out = seq2seq.translate(bundle, sentences, beam_size=args.beam, return_attention=bool(show),
-                            max_len=args.max_output_len or None,
-                            length_penalty=args.length_penalty)
-    for translation in out:
-        print(translation.text)
+    if args.batch_size < 1:
+        raise TextrnnError(f"--batch-size must be at least 1, got {args.batch_size}")
+    search = dict(beam_size=args.beam, max_len=args.max_output_len or None,
+                  length_penalty=args.length_penalty, no_repeat_ngram=args.no_repeat_ngram,
+                  min_len=args.min_output_len, coverage_penalty=args.coverage_penalty,
+                  batch_size=args.batch_size)
+    given = args.sentences and args.sentences != ["-"]
+    chunks = [args.sentences] if given else _stdin_chunks(args.batch_size)
+    for chunk in chunks:
+        # Given sentences must all be text (an empty one is an error); blank input lines
+        # get blank output lines.
+        texts = chunk if given else [line for line in chunk if line.strip()]
+        out = seq2seq.translate(bundle, texts, return_attention=bool(show),
+                                **search) if texts else []
+        translations = iter(out)
+        for line in chunk:
+            print(next(translations).text if given or line.strip() else "", flush=not given)
     if show:
         seq2seq.save_attention(show, out[0])
         print(f"attention map: {show}", file=sys.stderr)
@@ -139,6 +195,8 @@ def add_commands(commands) -> None:
     tr.add_argument("sentences", nargs="*", metavar="SENTENCE",
                     help="sentences to translate (default: the lines of standard input)")
     _add_search_flags(tr, "")
+    tr.add_argument("--batch-size", type=int, default=32,
+                    help="sentences translated together (default: %(default)s)")
     tr.add_argument("--show-attention", metavar="FILE.png", default=None,
                     help="save the attention map of the (one) sentence as a PNG")
     flags.add_device_flags(tr)

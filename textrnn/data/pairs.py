@@ -3,13 +3,15 @@
 Any UTF-8 file of ``source<TAB>target`` lines is a pair file (``textrnn data
 bible`` writes them, see :mod:`textrnn.data.bible`)::
 
-    lines --parse_pairs--> [Pair(src, tgt)] --tokenize, Vocab.encode--> [(src ids, tgt ids)]
+    lines --parse_pairs--> [Pair(src, tgt)] --TextCodec.encode_text--> [(src ids, tgt ids)]
           --PairBatches--> {"src", "src_lengths", "tgt_in", "tgt_out"} batches
 
-Each side gets its own word vocabulary (:func:`build_vocabs`), from the
-training pairs only. Words split as :func:`textrnn.tokenize.word_tokenize`
-does, and French elisions come off their word (``l'`` + ``Éternel``), so a
-word has one vocabulary entry instead of one per article it follows.
+Each side gets its own vocabulary, from the training pairs only: subword
+pieces (:mod:`textrnn.subword`, what ``train seq2seq`` uses by default) or
+words (:func:`build_vocabs`). Words split as
+:func:`textrnn.tokenize.word_tokenize` does, and French elisions come off
+their word (``l'`` + ``Éternel``), so a word has one vocabulary entry instead
+of one per article it follows.
 """
 
 from __future__ import annotations
@@ -154,13 +156,6 @@ def build_vocabs(pairs: Sequence[Pair], lower: bool = False, min_count: int = 2,
                                 min_count=min_count, max_size=max_size)
         for side, attr in (("source", "src"), ("target", "tgt"))
     }
-
-
-def encode_pairs(pairs: Iterable[Pair], src_vocab: Vocab, tgt_vocab: Vocab,
-                 lower: bool = False) -> list[tuple[list[int], list[int]]]:
-    """Tokenise and map every pair to (source ids, target ids), without specials."""
-    return [(src_vocab.encode(tokenize(p.src, lower)), tgt_vocab.encode(tokenize(p.tgt, lower)))
-            for p in pairs]
 
 
 class PairBatches(BucketBatches):

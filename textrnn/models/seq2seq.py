@@ -6,30 +6,33 @@
                                          │ final states (fwd; bwd) per layer
                                          └─ tanh(W_b [h→; h←]) ─ decoder's initial state
     target in <bos> y_1 .. y_T-1 ─ embedding ─ GRU/LSTM ─ h_t (B, T, H)
-                                                    │        ┌── attention(h_t, h̄) -> c_t
+                  (input feeding: [y_t-1; h̃_t-1]) │        ┌── attention(h_t, h̄) -> c_t
                                                     └────────┴── h̃_t = tanh(W_c [c_t; h_t])
-                                       h̃_t ─ dropout ─ linear ─ logits (B, T, V)
+                    h̃_t (B, T, O) ─ dropout ─ linear (tied: the target embedding) ─ logits (B, T, V)
 
-This is Luong et al. (2015)'s global attention without input feeding: the
-decoder runs first and attends afterwards, so in training the whole target
-goes through the fused recurrent kernel in one call and all T attention
-steps are two batched matmuls. ``attention`` picks the score (see
-:mod:`textrnn.attention`): Luong's ``dot`` and ``general``, or Bahdanau's
-``additive`` score (Bahdanau et al. 2015), used in this same decoder so the
-variants differ only in the score. ``none`` is the plain encoder-decoder of
-Sutskever et al. (2014) and Cho et al. (2014) with the same layers and sizes:
-the source reaches the decoder only through its initial state, and
-``h̃_t = tanh(W_c h_t)``.
+This is Luong et al. (2015)'s global attention. Without input feeding (the
+default) the decoder runs first and attends afterwards, so in training the
+whole target goes through the fused recurrent kernel in one call and all T
+attention steps are two batched matmuls; ``input_feeding`` feeds h̃_{t-1}
+back into the decoder's input, as Luong et al. do, at the price of a step-by-step
+loop. ``tie_embeddings`` (the default) makes the output layer share the target
+embedding matrix (Press and Wolf 2017; Inan et al. 2017): h̃_t then has width
+O = E, and V x O fewer weights are learnt. ``attention`` picks the score
+(see :mod:`textrnn.attention`): Luong's ``dot`` and ``general``, or
+Bahdanau's ``additive`` score (Bahdanau et al. 2015), used in this same
+decoder so the variants differ only in the score. ``none`` is the plain
+encoder-decoder of Sutskever et al. (2014) and Cho et al. (2014) with the same
+layers and sizes: the source reaches the decoder only through its initial
+state, and ``h̃_t = tanh(W_c h_t)``.
 
 Decoding (greedy and beam search) lives in :mod:`textrnn.decode`, which calls
 :meth:`Seq2Seq.start` once and :meth:`Seq2Seq.step` per output token.
 
-Expected result (``bench/seq2seq.py --minutes 6 --clock cpu``, README): en-bbe ->
-fr-lsg verses of at most 25 words, H = 128, 4,000 words per side, 6 CPU-minutes
-on one thread each (about 1,280 steps of 64 pairs): ``general`` attention
-reaches test BLEU 2.4 greedy / 2.8 beam 5 (chrF 14.6 / 15.4), the no-attention
-model 1.3 / 1.3 (chrF 11.0 / 11.9). Both are far from usable translations:
-that needs hours of training, not minutes.
+Expected result (README, docs/results.md): with the defaults (E = 128, H = 256,
+4,000 subword pieces per side, dropout 0.1, Adam 3e-3 decayed linearly),
+``textrnn train seq2seq`` on every en-bbe -> fr-lsg verse for 10 CPU-minutes on
+one thread (1,053 steps of 64 pairs) reaches test BLEU 11.2 greedy / 12.9 beam 5
+(chrF 29.9 / 30.8) on the held-out books, no output empty.
 """
 
 from __future__ import annotations
@@ -61,14 +64,22 @@ class Seq2SeqConfig:
     # none (plain encoder-decoder), dot or general (Luong), additive (Bahdanau)
     attention: str = "general"
     cell: str = "gru"  # recurrent cell of the encoder and the decoder
-    embedding_size: int = 128  # token embedding width, both sides
+    embedding_size: int = 128  # token embedding width E, both sides
     hidden_size: int = 256  # decoder width H; the encoder has H per direction
     num_layers: int = 1  # stacked layers, in the encoder and in the decoder
-    dropout: float = 0.2  # dropout rate on embeddings, between layers and before the output
+    # dropout rate on embeddings, between layers and before the output (0.1: a 10-minute
+    # run is far from overfitting)
+    dropout: float = 0.1
     # label smoothing of the training loss (validation reports plain cross-entropy)
     label_smoothing: float = 0.1
     lower: bool = False  # lower-case both sides before tokenising
     impl: str = "fused"  # fused kernels (PyTorch) or the readable cell loop (cells)
+    # Luong's input feeding: h̃_{t-1} joins the decoder's input (a step-by-step loop in
+    # training, about 1.3x slower a step on a CPU)
+    input_feeding: bool = False
+    # the output layer shares the target embedding matrix (Press & Wolf 2017): h̃_t has
+    # width E then, and V x E fewer weights to learn
+    tie_embeddings: bool = True
 
 
 class Seq2Seq(nn.Module):
@@ -97,9 +108,12 @@ class Seq2Seq(nn.Module):
         self.src_embedding = nn.Embedding(config.src_vocab_size, E, padding_idx=PAD_ID)
         self.tgt_embedding = nn.Embedding(config.tgt_vocab_size, E, padding_idx=PAD_ID)
         cell = LAYERS[config.cell]
+        O = E if config.tie_embeddings else H  # width of h̃_t, what the output layer reads
+        self.output_size = O
         self.encoder = cell(E, H, num_layers=L, bidirectional=True, dropout=layer_dropout,
                             impl=config.impl)
-        self.decoder = cell(E, H, num_layers=L, dropout=layer_dropout, impl=config.impl)
+        feed = O if config.input_feeding else 0  # input feeding: [y_{t-1}; h̃_{t-1}]
+        self.decoder = cell(E + feed, H, num_layers=L, dropout=layer_dropout, impl=config.impl)
         self.bridge = nn.Linear(2 * H, H)  # both directions' final h -> the decoder's h_0
         if config.cell == "lstm":
             self.bridge_c = nn.Linear(2 * H, H)  # ... and the LSTM's c_0
@@ -107,11 +121,24 @@ class Seq2Seq(nn.Module):
         if self.has_attention:
             self.memory = nn.Linear(2 * H, H)  # h̄_s (2H) -> (H), the width of h_t
             self.attention = Attention(config.attention, H)
-            self.combine = nn.Linear(2 * H, H)  # W_c [c_t; h_t]
+            self.combine = nn.Linear(2 * H, O)  # W_c [c_t; h_t]
         else:
-            self.combine = nn.Linear(H, H)  # W_c h_t
+            self.combine = nn.Linear(H, O)  # W_c h_t
         self.dropout = nn.Dropout(config.dropout)
-        self.out = nn.Linear(H, config.tgt_vocab_size)
+        self.out = nn.Linear(O, config.tgt_vocab_size)
+        if config.tie_embeddings:
+            self.out.weight = self.tgt_embedding.weight  # (V, E), one matrix for both
+
+    def load_state_dict(self, state_dict, *args, **kwargs):
+        """``nn.Module.load_state_dict``, refusing the weights of an untied output layer
+        for a tied model (a checkpoint of a textrnn from before tied embeddings: its config
+        does not say ``tie_embeddings``, so it reads as the new default)."""
+        out, embedding = state_dict.get("out.weight"), state_dict.get("tgt_embedding.weight")
+        if (self.config.tie_embeddings and out is not None and embedding is not None
+                and (out.shape != embedding.shape or not torch.equal(out, embedding))):
+            raise ValueError("its output layer is not tied to the target embedding: it was "
+                             "written by an older textrnn (word vocabularies); train it again")
+        return super().load_state_dict(state_dict, *args, **kwargs)
 
     # --- encoder ------------------------------------------------------------------------
     def start(self, src: Tensor, src_lengths: Tensor) -> dict[str, Tensor]:
@@ -141,6 +168,8 @@ class Seq2Seq(nn.Module):
                                                                            self.bridge_c)}
         else:
             state = {"h": bridge(enc_state, self.bridge)}
+        if self.config.input_feeding:
+            state["feed"] = enc.new_zeros(B, self.output_size)  # h̃_0 = 0
         if self.has_attention:
             memory = self.memory(enc)  # (B, S, H)
             state["memory"] = memory
@@ -149,8 +178,32 @@ class Seq2Seq(nn.Module):
         return state
 
     # --- decoder ------------------------------------------------------------------------
+    def _recur(self, x: Tensor, state: dict[str, Tensor]):
+        """The decoder's recurrent layers over ``x`` (B, T, E or E + O) from ``state``;
+        h_t (B, T, H) and the state with the new ``h`` (and ``c``)."""
+        h0 = state["h"].transpose(0, 1).contiguous()  # (L, B, H)
+        rnn_state = (h0, state["c"].transpose(0, 1).contiguous()) if "c" in state else h0
+        h, rnn_state = self.decoder(x, state=rnn_state)  # (B, T, H)
+        new_state = dict(state)
+        if isinstance(rnn_state, tuple):
+            new_state["h"], new_state["c"] = (s.transpose(0, 1) for s in rnn_state)  # (B, L, H)
+        else:
+            new_state["h"] = rnn_state.transpose(0, 1)  # (B, L, H)
+        return h, new_state
+
+    def _attend(self, h: Tensor, state: dict[str, Tensor]):
+        """h̃_t = tanh(W_c [c_t; h_t]) (or tanh(W_c h_t)) of h (B, T, H): (B, T, O), weights."""
+        if not self.has_attention:
+            return torch.tanh(self.combine(h)), None  # (B, T, O)
+        context, weights = self.attention(h, state["keys"], state["memory"], state["mask"])
+        return torch.tanh(self.combine(torch.cat([context, h], -1))), weights  # (B, T, O)
+
     def _decode(self, tgt_in: Tensor, state: dict[str, Tensor]):
         """Run the decoder over ``tgt_in`` from ``state``.
+
+        Without input feeding the whole target goes through the recurrent layers in one
+        call and attention follows for all T steps at once; with it, each step's input is
+        ``[y_{t-1}; h̃_{t-1}]``, so the steps run one after the other.
 
         Args:
             tgt_in: (B, T) long target inputs (``<bos>`` y_1 .. y_{T-1}).
@@ -160,21 +213,23 @@ class Seq2Seq(nn.Module):
             logits (B, T, V), the new state, and attention weights (B, T, S) or None.
         """
         y = self.dropout(self.tgt_embedding(tgt_in))  # (B, T, E)
-        h0 = state["h"].transpose(0, 1).contiguous()  # (L, B, H)
-        rnn_state = (h0, state["c"].transpose(0, 1).contiguous()) if "c" in state else h0
-        h, rnn_state = self.decoder(y, state=rnn_state)  # (B, T, H)
-        new_state = dict(state)
-        if isinstance(rnn_state, tuple):
-            new_state["h"], new_state["c"] = (s.transpose(0, 1) for s in rnn_state)  # (B, L, H)
+        if not self.config.input_feeding:
+            h, state = self._recur(y, state)  # (B, T, H)
+            h_tilde, weights = self._attend(h, state)  # (B, T, O), (B, T, S)
+            h_tilde = self.dropout(h_tilde)
         else:
-            new_state["h"] = rnn_state.transpose(0, 1)  # (B, L, H)
-        weights = None
-        if self.has_attention:
-            context, weights = self.attention(h, state["keys"], state["memory"], state["mask"])
-            h_tilde = torch.tanh(self.combine(torch.cat([context, h], -1)))  # (B, T, H)
-        else:
-            h_tilde = torch.tanh(self.combine(h))  # (B, T, H)
-        return self.out(self.dropout(h_tilde)), new_state, weights  # (B, T, V)
+            steps, step_weights = [], []
+            for t in range(y.shape[1]):
+                x_t = torch.cat([y[:, t : t + 1], state["feed"].unsqueeze(1)], -1)  # (B, 1, E+O)
+                h_t, state = self._recur(x_t, state)  # (B, 1, H)
+                h_tilde_t, w_t = self._attend(h_t, state)  # (B, 1, O), (B, 1, S)
+                h_tilde_t = self.dropout(h_tilde_t)
+                state["feed"] = h_tilde_t[:, 0]  # (B, O)
+                steps.append(h_tilde_t)
+                step_weights.append(w_t)
+            h_tilde = torch.cat(steps, 1)  # (B, T, O)
+            weights = None if step_weights[0] is None else torch.cat(step_weights, 1)
+        return self.out(h_tilde), state, weights  # (B, T, V)
 
     def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor):
         """Teacher-forced scores of every target position.
