@@ -104,6 +104,14 @@ def run_textrnn(
     return row
 
 
+JOEY_SIDE = """\
+        lang: "{lang}"
+        level: "bpe"
+        voc_file: "{data}/vocab.{lang}"
+        tokenizer_type: "sentencepiece"
+        tokenizer_cfg: {{model_file: "{data}/sp.{lang}.model"}}
+        max_length: 60  # training pairs of at most 60 pieces a side, as textrnn's --max-len"""
+
 JOEY_CONFIG = """\
 name: "bible_rnn"
 joeynmt_version: "2.3.0"
@@ -114,19 +122,9 @@ data:
     dataset_type: "plain"
     sample_dev_subset: -1
     src:
-        lang: "en"
-        level: "bpe"
-        voc_file: "{data}/vocab.en"
-        tokenizer_type: "sentencepiece"
-        tokenizer_cfg: {{model_file: "{data}/sp.en.model"}}
-        max_length: 60  # training pairs of at most 60 pieces a side, as textrnn's --max-len
+{src}
     trg:
-        lang: "fr"
-        level: "bpe"
-        voc_file: "{data}/vocab.fr"
-        tokenizer_type: "sentencepiece"
-        tokenizer_cfg: {{model_file: "{data}/sp.fr.model"}}
-        max_length: 60  # training pairs of at most 60 pieces a side, as textrnn's --max-len
+{trg}
     special_symbols:  # JoeyNMT's own ids (its vocabulary maps the pieces to them)
         unk_token: "<unk>"
         unk_id: 0
@@ -226,7 +224,9 @@ def run_joey(data: Path, out: Path, args: argparse.Namespace, sizes: dict) -> di
         prepare_joey(data, work, args.vocab_size)
     config = out / "joey.yaml"
     config.write_text(
-        JOEY_CONFIG.format(data=work, model_dir=model_dir, beam=args.beam, seed=args.seed, **sizes),
+        JOEY_CONFIG.format(data=work, src=JOEY_SIDE.format(lang="en", data=work),
+                           trg=JOEY_SIDE.format(lang="fr", data=work), model_dir=model_dir,
+                           beam=args.beam, seed=args.seed, **sizes),
         encoding="utf-8",
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}

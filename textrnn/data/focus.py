@@ -25,6 +25,12 @@ from __future__ import annotations
 import torch
 
 
+def check_focus(focus: float) -> None:
+    """Refuse a φ outside [0, 1] (ValueError)."""
+    if not 0.0 <= focus <= 1.0:
+        raise ValueError(f"focus is a share, in [0, 1]; got {focus}")
+
+
 def focus_weights(sizes: dict[int, int], errors: dict[int, float], focus: float
                   ) -> dict[int, float]:
     """The share of an epoch's questions each task gets (they sum to 1).
@@ -40,8 +46,7 @@ def focus_weights(sizes: dict[int, int], errors: dict[int, float], focus: float
     >>> focus_weights({1: 300, 2: 100}, {1: 0.0, 2: 0.0}, 0.5)  # nothing wrong: the data's mix
     {1: 0.75, 2: 0.25}
     """
-    if not 0.0 <= focus <= 1.0:
-        raise ValueError(f"focus is a share, in [0, 1]; got {focus}")
+    check_focus(focus)
     total = sum(sizes.values())
     base = {t: n / total for t, n in sizes.items()}
     error = {t: max(0.0, errors.get(t, 0.0)) for t in sizes}
@@ -85,8 +90,7 @@ class Focus:
     """
 
     def __init__(self, task: torch.Tensor, focus: float) -> None:
-        if not 0.0 <= focus <= 1.0:
-            raise ValueError(f"focus is a share, in [0, 1]; got {focus}")
+        check_focus(focus)  # here too, so a bad φ fails at the start, not at the first eval
         self.task, self.focus = task, focus
         ids, sizes = task.unique(return_counts=True)
         self.sizes = dict(zip(ids.tolist(), sizes.tolist(), strict=True))

@@ -394,8 +394,7 @@ def encode_stories(stories: Sequence[list[list[str]]], questions: Sequence[list[
     meanings = [{first + k: word for k, word in enumerate(words) if word not in word_vocab.stoi}
                 for words in enc["entity_words"]]
     if entity_slots and list_slots > 1:
-        table = list_table(entity_slots, list_slots)
         for meaning in meanings:
             slot_words = [meaning.get(first + k) for k in range(entity_slots)]
-            meaning.update(list_meanings(table, slot_words, len(answer_vocab)))
+            meaning.update(list_meanings(list_slots, slot_words, len(answer_vocab)))
     return batch, meanings

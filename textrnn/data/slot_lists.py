@@ -20,6 +20,7 @@ List classes come after the answer vocabulary: class ``A + c`` is row ``c`` of
 
 from __future__ import annotations
 
+from functools import cache
 from itertools import combinations
 
 import torch
@@ -96,13 +97,27 @@ def list_targets(answer_list: torch.Tensor, order: torch.Tensor, lookup: torch.T
     return torch.where(has, lookup[bits(slots)], -1)
 
 
-def list_meanings(table: torch.Tensor, words: list[str | None], first: int) -> dict[int, str]:
+def list_meanings(longest: int, words: list[str | None], first: int) -> dict[int, str]:
     """Answer id -> the list it stands for, for the list classes all of whose slots
     hold a word (``words[k]``: slot k's word in first-mention numbering, None = not a
-    slot in this story); ``first`` is the id of list class 0."""
-    meanings = {}
-    for c, row in enumerate(table.tolist()):
-        items = [words[k] if k < len(words) else None for k in row if k >= 0]
-        if all(w is not None for w in items):
-            meanings[first + c] = ",".join(items)
-    return meanings
+    slot in this story; ``len(words)`` is the model's K); ``first`` is the id of list
+    class 0 and ``longest`` the L of :func:`list_table`.
+
+    A chat story names a few of the K slots, so only their sets are visited, not the
+    whole table (286 rows at K 12, L 3) for every question.
+
+    >>> list_meanings(3, ["mary", None, "john"], 10)
+    {11: 'mary,john'}
+    """
+    named = [k for k, w in enumerate(words) if w is not None]
+    row = _rows(len(words), longest)
+    return {first + row[chosen]: ",".join(words[k] for k in chosen)
+            for n in range(2, min(longest, len(named)) + 1)
+            for chosen in combinations(named, n)}
+
+
+@cache
+def _rows(slots: int, longest: int) -> dict[tuple[int, ...], int]:
+    """Slot set (ascending) -> its row of ``list_table(slots, longest)``."""
+    return {tuple(k for k in r if k >= 0): c
+            for c, r in enumerate(list_table(slots, longest).tolist())}
