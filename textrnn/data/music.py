@@ -6,7 +6,9 @@ line at the end. :func:`tune_from_text` checks a sample with the corpus's own
 grammar (:func:`textrnn.data.melodies.parse_abc`), :func:`abc_file_text` adds a
 title, and :func:`write_midi` converts it with ``music21``
 (``converter.parse(text, format="abc")``, then ``.write("midi")``), which is
-imported only here, and only when a tune is written.
+imported only here, and only when a tune is written. music21 is the optional
+``music`` extra: without it :func:`write_midi` raises
+:class:`~textrnn.data.optional.MissingPackage`, naming the command that installs it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from os import PathLike
 from pathlib import Path
 
 from textrnn.data.melodies import Tune, check_bars, parse_abc
+from textrnn.data.optional import require_music
 from textrnn.errors import DataError
 
 SAMPLE_NAME = "the sampled tune"  # how errors name a tune that is not in a file yet
@@ -114,7 +117,10 @@ def write_midi(abc_text: str, path: str | PathLike[str]) -> MidiSummary:
 
     Raises:
         DataError: if ``music21`` cannot read the tune or finds no notes in it.
+        MissingPackage: if ``music21`` is not installed (not a DataError: a retry with
+            another tune cannot help).
     """
+    require_music()
     import music21  # heavy (about 0.5 s): only loaded when a tune is converted
 
     try:

