@@ -3,11 +3,13 @@
 For each checkpoint: ``textrnn export`` in a fresh process (timed), the file's size,
 then in this process, both runtimes at 1 thread, the median latency of one
 single-example request through the user-facing call (``Answerer.answer``,
-``classify``, ``tag``, ``sample``), and the ratio. With ``--quantize int8`` also the int8 file:
-its size, latency and accuracy change (qa: accuracy on ``--data``, the generated test
-split by default; classifier and tagger: agreement of its labels with the float model's).
+``classify``, ``tag``, ``sample``, ``translate``), and the ratio. With ``--quantize int8``
+also the int8 file: its size, latency and accuracy change (qa: accuracy on ``--data``, the
+generated test split by default; classifier, tagger and seq2seq: agreement of its labels,
+or translations, with the float model's). A seq2seq export is a folder (encoder, decoder
+step, sentencepiece models): its size is the folder's.
 
-    python bench/export.py                         # trains a tiny chatbot first (~15 s)
+    python bench/export.py                         # trains a tiny chatbot and translator
     python bench/export.py --checkpoint runs/chatbot/best.pt --data data/generated \\
         --quantize int8
     python bench/export.py --checkpoint runs/reviews/best.pt runs/ner/best.pt
@@ -30,6 +32,9 @@ STORY = ["Mary moved to the bathroom.", "John went to the hallway.", "Mary went 
 TEXT = "A slow start, but the acting is superb and the ending is moving."
 PROMPT = "Shall I compare thee"
 SENTENCE = "Vincent and Jules went to Paris with Acme Corp .".split()
+DIGITS = "zero one two three four five six seven eight nine".split()
+CHIFFRES = "zéro un deux trois quatre cinq six sept huit neuf".split()
+SOURCES = ["three one four one five nine two six .", "two seven .", "eight"]
 
 
 def tiny_checkpoint(root: Path) -> tuple[str, Path]:
@@ -45,6 +50,30 @@ def tiny_checkpoint(root: Path) -> tuple[str, Path]:
     main(["train", "qa", "--data", str(root / "data"), "--out", str(root / "run"),
           "--epochs", "2", "--threads", "1"])
     return str(root / "run" / "best.pt"), root / "data"
+
+
+def tiny_translator(root: Path) -> str:
+    """Train the default-sized seq2seq (GRU, general attention, E 128, H 256) for 2 epochs
+    on 1,000 toy pairs (digit words -> French, reversed; ~10 s); returns its best.pt."""
+    import random
+
+    from textrnn.cli import main
+
+    rng = random.Random(0)
+    lines = []
+    for _ in range(1000):
+        digits = [rng.randrange(10) for _ in range(rng.randint(2, 9))]
+        lines.append(" ".join(DIGITS[d] for d in digits) + " .\t"
+                     + " ".join(CHIFFRES[d] for d in reversed(digits)) + " .\n")
+    (root / "pairs.tsv").write_text("".join(lines), encoding="utf-8")
+    main(["train", "seq2seq", "--data", str(root / "pairs.tsv"), "--out", str(root / "mt"),
+          "--epochs", "2", "--threads", "1", "--vocab-size", "60", "--batch-size", "32"])
+    return str(root / "mt" / "best.pt")
+
+
+def size(path: Path) -> int:
+    """Bytes of a file, or of the files of a folder (a seq2seq export)."""
+    return sum(p.stat().st_size for p in path.iterdir()) if path.is_dir() else path.stat().st_size
 
 
 def export(checkpoint: str, out: Path, quantize: str | None) -> float:
@@ -84,6 +113,10 @@ def request(task: str, model):
         from textrnn.pipelines import lm
 
         return lambda: list(lm.sample(model, PROMPT, max_tokens=20, seed=0))
+    if task == "seq2seq":  # one sentence, beam 5 (translate's default)
+        from textrnn.pipelines import seq2seq
+
+        return lambda: seq2seq.translate(model, SOURCES[:1])
     raise SystemExit(f"no request defined for task {task!r}")
 
 
@@ -109,6 +142,8 @@ def predictions(task: str, model, data: Path | None) -> tuple[list, list | None]
 
         return ["".join(lm.sample(model, PROMPT[:n], max_tokens=40, temperature=0))
                 for n in range(1, len(PROMPT) + 1)], None
+    if task == "seq2seq":  # greedy translations
+        return [t.text for t in runtime.translate(model, SOURCES * 4, beam_size=1)], None
     sentences = [SENTENCE, "Mia went to Rome .".split(), "Butch and Mia met .".split()] * 4
     return runtime.tag(model, sentences), None
 
@@ -125,13 +160,13 @@ def bench(checkpoint: str, data: Path | None, quantize: str | None, repeats: int
     from textrnn import runtime
 
     torch.set_num_threads(1)
-    out = folder / (Path(checkpoint).parent.name + ".onnx")
+    out = folder / (Path(checkpoint).parent.name + ".onnx")  # a folder, for seq2seq
     seconds = export(checkpoint, out, None)
     torch_model, onnx_model = textrnn.load(checkpoint), runtime.load(out, threads=1)
     task = torch_model.bundle.task if hasattr(torch_model, "bundle") else torch_model.task
     torch_ms = median_ms(request(task, torch_model), repeats)
     onnx_ms = median_ms(request(task, onnx_model), repeats)
-    print(f"{checkpoint} ({task}): export {seconds:.1f} s, {out.stat().st_size / 1e6:.2f} MB; "
+    print(f"{checkpoint} ({task}): export {seconds:.1f} s, {size(out) / 1e6:.2f} MB; "
           f"one request: torch {torch_ms:.2f} ms, onnxruntime {onnx_ms:.2f} ms "
           f"({torch_ms / onnx_ms:.2f}x)")
     if not quantize:
@@ -146,7 +181,7 @@ def bench(checkpoint: str, data: Path | None, quantize: str | None, repeats: int
         change = f"accuracy {agreement(ref, gold):.2%} -> {agreement(got, gold):.2%}"
     else:
         change = f"agrees with float on {agreement(got, ref):.2%} of predictions"
-    print(f"  {quantize}: export {q_seconds:.1f} s, {q_out.stat().st_size / 1e6:.2f} MB, "
+    print(f"  {quantize}: export {q_seconds:.1f} s, {size(q_out) / 1e6:.2f} MB, "
           f"one request {q_ms:.2f} ms ({torch_ms / q_ms:.2f}x torch); {change} "
           f"({len(ref)} examples)")
 
@@ -154,7 +189,7 @@ def bench(checkpoint: str, data: Path | None, quantize: str | None, repeats: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", nargs="*", default=[],
-                        help="checkpoints (default: train a tiny chatbot)")
+                        help="checkpoints (default: train a tiny chatbot and translator)")
     parser.add_argument("--data", type=Path, default=None,
                         help="qa: the bAbI folder whose test split measures int8 accuracy")
     parser.add_argument("--quantize", choices=["int8"], default=None)
@@ -164,7 +199,7 @@ def main() -> None:
         checkpoints, data = args.checkpoint, args.data
         if not checkpoints:
             checkpoint, generated = tiny_checkpoint(Path(tmp))
-            checkpoints, data = [checkpoint], data or generated
+            checkpoints, data = [checkpoint, tiny_translator(Path(tmp))], data or generated
         for checkpoint in checkpoints:
             bench(checkpoint, data, args.quantize, args.repeats, Path(tmp))
 

@@ -19,7 +19,9 @@ if the code specialises one), and recurrent layers as one ONNX node each
 ``textrnn export`` is one process per model, as the tests run it.
 
 The file is written to a temp file in the same folder, then renamed: a failed or
-interrupted export never leaves a half-written ``--out``.
+interrupted export never leaves a half-written ``--out``. A seq2seq model is the one
+exception to "one file": its encoder and its decoder step are two graphs, written as
+one folder (:mod:`textrnn.export_seq2seq`), the same way.
 """
 
 from __future__ import annotations
@@ -65,7 +67,9 @@ def export(checkpoint_path: str | PathLike[str], out: str | PathLike[str],
 
     Args:
         checkpoint_path: a textrnn checkpoint (``best.pt``).
-        out: the file to write; its folder must exist.
+        out: the file to write; its folder must exist. A seq2seq model is two graphs, so
+            for it ``out`` is a folder (made, or an older export's replaced whole):
+            :mod:`textrnn.export_seq2seq`.
         quantize: None, or "int8": weights stored as int8, activations quantised on the
             fly (``onnxruntime.quantization.quantize_dynamic``); smaller, a little less
             exact (``bench/export.py`` reports how much).
@@ -78,19 +82,29 @@ def export(checkpoint_path: str | PathLike[str], out: str | PathLike[str],
     if quantize not in (None, *QUANTIZE):
         raise ExportError(f"--quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
     out = Path(out)
-    if out.is_dir():
-        raise ExportError(f"{out}: is a folder; --out names the .onnx file to write")
     if not out.parent.is_dir():
         raise ExportError(f"{out}: cannot write: no folder {out.parent}")
     _require("onnx", "onnxscript", *(("onnxruntime",) if quantize else ()))
     start = time.perf_counter()
-    proto = _record(checkpoint_path)
+    from textrnn import checkpoint
+
+    bundle = checkpoint.load(checkpoint_path)
+    if bundle.task == "seq2seq":  # two graphs: a folder (textrnn.export_seq2seq says why)
+        from textrnn import export_seq2seq
+
+        export_seq2seq.check_out(out)  # before the recording: a bad --out fails at once
+        files = export_seq2seq.record(bundle, checkpoint_path, quantize)
+        export_seq2seq.write_folder(out, files)
+        return ExportReport(str(out), bundle.task, time.perf_counter() - start,
+                            sum(map(len, files.values())), quantize)
+    if out.is_dir():
+        raise ExportError(f"{out}: is a folder; --out names the .onnx file to write")
+    proto = _record(bundle, checkpoint_path)
     if quantize:
         proto = _quantize(proto)
     data = proto.SerializeToString()
     _write_atomic(out, data)
-    return ExportReport(str(out), json.loads(_metadata(proto))["task"],
-                        time.perf_counter() - start, len(data), quantize)
+    return ExportReport(str(out), bundle.task, time.perf_counter() - start, len(data), quantize)
 
 
 def _require(*modules: str) -> None:
@@ -102,47 +116,21 @@ def _require(*modules: str) -> None:
         raise ExportError(f"export needs {', '.join(missing)}: {INSTALL_HINT}")
 
 
-def _record(checkpoint_path: str | PathLike[str]):
-    """Load the checkpoint, record its exportable form; returns the ``onnx.ModelProto``
+def _record(bundle, checkpoint_path: str | PathLike[str]):
+    """Record a loaded checkpoint's exportable form; returns the ``onnx.ModelProto``
     with the metadata added."""
-    import torch
-
-    from textrnn import checkpoint, onnx_rnn
     from textrnn.export_nets import EXPORTS
 
-    bundle = checkpoint.load(checkpoint_path)
     if bundle.task not in EXPORTS:
         raise ExportError(f"{checkpoint_path}: export of {bundle.task!r} models is not built "
                           f"yet (it is for {', '.join(sorted(EXPORTS))})")
     wrapper = EXPORTS[bundle.task](bundle.model).eval()
-    example = wrapper.example()
-    free = {name: torch.export.Dim(name) for axes in wrapper.dims.values()
-            for name in axes.values()}  # one Dim per name: "batch" is one size everywhere
-    dims = [{axis: free[name] for axis, name in wrapper.dims[i].items()}
-            for i in wrapper.inputs]
-    # The exporter reports each step on stdout, and logs and warns about its own insides
-    # (torchvision missing, axis renames): none of it is the user's to act on.
-    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), _quiet_exporter():
-        try:
-            program = torch.onnx.export(
-                wrapper, example, dynamo=True, dynamic_shapes=tuple(dims),
-                input_names=wrapper.inputs, output_names=wrapper.outputs,
-                custom_translation_table=onnx_rnn.TRANSLATION, external_data=False,
-                verbose=False)
-        except Exception as err:  # the exporter's errors run to pages; the cause stays chained
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ExportError(f"{checkpoint_path}: the exporter failed: {first}") from err
-    proto = program.model_proto
+    proto = record_graph(wrapper, checkpoint_path)
     meta = {
-        "format": FORMAT,
-        "task": bundle.task,
-        "model_config": asdict(bundle.config),
+        **base_metadata(bundle, checkpoint_path),
         "vocabs": {name: vocab.to_dict() for name, vocab in bundle.vocabs.items()},
-        "metrics": bundle.metrics,
-        "step": bundle.step,
         "inputs": wrapper.inputs,
         "outputs": wrapper.outputs,
-        "checkpoint": Path(checkpoint_path).name,  # the name only: no local paths inside
     }
     crf = getattr(bundle.model, "crf", None)
     if crf is not None:  # a tagger's transitions: Viterbi runs outside the graph
@@ -150,9 +138,63 @@ def _record(checkpoint_path: str | PathLike[str]):
     lists = getattr(bundle.model, "lists", None)
     if lists is not None:  # the list classes' biases: their scores are built outside the graph
         meta["lists"] = {name: t.tolist() for name, t in lists.state_dict().items()}
+    add_metadata(proto, meta)
+    return proto
+
+
+def record_graph(wrapper, checkpoint_path: str | PathLike[str]):
+    """``wrapper``'s graph as an ``onnx.ModelProto``, every axis of ``wrapper.dims`` free.
+
+    Args:
+        wrapper: an exportable form (:mod:`textrnn.export_nets`): a module with
+            ``inputs``, ``outputs``, ``dims`` and ``example()`` (and ``group_dims(dims)``
+            if its ``forward`` takes ``*args``).
+
+    Raises:
+        ExportError: the exporter failed (its first line; the cause stays chained).
+    """
+    import torch
+
+    from textrnn import onnx_rnn
+
+    example = wrapper.example()
+    free = {name: torch.export.Dim(name) for axes in wrapper.dims.values()
+            for name in axes.values()}  # one Dim per name: "batch" is one size everywhere
+    dims = tuple({axis: free[name] for axis, name in wrapper.dims.get(i, {}).items()} or None
+                 for i in wrapper.inputs)
+    if hasattr(wrapper, "group_dims"):  # a forward(x, *rest): its dims nest the same way
+        dims = wrapper.group_dims(dims)
+    # The exporter reports each step on stdout, and logs and warns about its own insides
+    # (torchvision missing, axis renames): none of it is the user's to act on.
+    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), _quiet_exporter():
+        try:
+            program = torch.onnx.export(
+                wrapper, example, dynamo=True, dynamic_shapes=dims,
+                input_names=wrapper.inputs, output_names=wrapper.outputs,
+                custom_translation_table=onnx_rnn.TRANSLATION, external_data=False,
+                verbose=False)
+        except Exception as err:  # the exporter's errors run to pages; the cause stays chained
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ExportError(f"{checkpoint_path}: the exporter failed: {first}") from err
+    return program.model_proto
+
+
+def base_metadata(bundle, checkpoint_path: str | PathLike[str]) -> dict:
+    """What every export's metadata holds: format, task, config, metrics, step, source."""
+    return {
+        "format": FORMAT,
+        "task": bundle.task,
+        "model_config": asdict(bundle.config),
+        "metrics": bundle.metrics,
+        "step": bundle.step,
+        "checkpoint": Path(checkpoint_path).name,  # the name only: no local paths inside
+    }
+
+
+def add_metadata(proto, meta: dict) -> None:
+    """Store ``meta`` as JSON under :data:`METADATA_KEY` in ``proto``."""
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
-    return proto
 
 
 @contextlib.contextmanager

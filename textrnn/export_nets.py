@@ -8,7 +8,8 @@ recomputes its ``forward`` from the same equations with exportable operations:
 - recurrent layers run as one ONNX ``LSTM``/``GRU``/``RNN`` node each
   (:func:`textrnn.onnx_rnn.call`), whose lengths are per sequence and free;
 - every loop over time or sentences is gone or was never there (QRN's recurrence is
-  already a weighted sum, MemN2N's hops are a fixed count).
+  already a weighted sum, MemN2N's hops are a fixed count, the LSTM reader's LSTM runs
+  over the question's fixed number of steps).
 
 :data:`EXPORTS` maps a checkpoint's task to its wrapper; ``wrapper.inputs`` and
 ``wrapper.outputs`` name the graph's tensors, ``wrapper.example(...)`` makes inputs to
@@ -23,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from textrnn import onnx_rnn
+from textrnn.attention import masked_softmax
 from textrnn.collate import lengths_to_mask
 from textrnn.errors import TextrnnError
 
@@ -37,11 +39,14 @@ def _ids(generator: torch.Generator, high: int, *shape: int) -> Tensor:
 
 
 class QAExport(nn.Module):
-    """A QA network (QRN or MemN2N) as ``(story, lengths..., question) -> scores``.
+    """A QA network (QRN, MemN2N or the LSTM reader) as ``(story, lengths..., question)
+    -> scores``.
 
     ``forward`` returns what :meth:`textrnn.models.qa_base.QANet.forward` does:
     logits (B, A) and attention (B, K, S); the answer masking and the averaging over
     slot readings stay in Python (:mod:`textrnn.runtime` runs ``QANet.scores``).
+    EntNet is refused: its memory is updated by a Python loop over the sentences, which
+    a recording unrolls to the example's count.
     """
 
     inputs = ["story", "story_lengths", "sentence_lengths", "question", "question_lengths"]
@@ -54,9 +59,10 @@ class QAExport(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         arch = model.config.arch
-        if arch not in ("qrn", "memn2n"):
-            raise NotExportable(f"export of arch {arch!r} is not built yet (qrn and memn2n "
-                                "are): its loop over sentences would be unrolled to one length")
+        if arch not in ("qrn", "memn2n", "lstm_reader"):
+            raise NotExportable(f"export of arch {arch!r} is not built yet (qrn, memn2n and "
+                                "lstm_reader are): its loop over sentences would be unrolled "
+                                "to one length")
         self.arch, self.config = arch, model.config
         self.net = copy.deepcopy(model.net).eval()
         if arch == "memn2n":
@@ -86,6 +92,8 @@ class QAExport(nn.Module):
                  "question_lengths": question_lengths}
         if self.arch == "memn2n":
             return self.net(batch)
+        if self.arch == "lstm_reader":
+            return self._lstm_reader(batch)
         return self._qrn(batch)
 
     def _qrn(self, batch: dict) -> tuple[Tensor, Tensor]:
@@ -93,6 +101,58 @@ class QAExport(nn.Module):
         of sentences (an exported graph has S >= 1)."""
         h, evidence = self.net.read(batch)  # (B, S, d), (B, K, S)
         return self.net.W_y(h[:, -1]), evidence  # (B, A), (B, K, S)
+
+
+    def _lstm_reader(self, batch: dict) -> tuple[Tensor, Tensor]:
+        """:meth:`textrnn.models.lstm_reader.LSTMReader.forward` without its boolean
+        indexing (a data-dependent size): the kept words are scattered to their columns,
+        and the LSTM over the question steps is one ONNX node."""
+        net, c = self.net, self.config
+        Lq = c.max_question_words
+        x, sentence_of = self._flat_story(batch)  # (B, L), (B, L)
+        word_mask = sentence_of >= 0  # (B, L)
+        question = batch["question"]  # (B, Wq)
+        q = torch.cat([question, question.new_zeros(question.shape[0], Lq)], 1)[:, :Lq]
+        q_lengths = batch["question_lengths"].clamp(max=Lq)  # (B,)
+        q_mask = torch.arange(Lq) < q_lengths.unsqueeze(1)  # (B, Lq)
+        m, cx, u = net.A(x), net.C(x), net.B(q)  # (B, L, d), (B, L, Lq), (B, Lq, d)
+        scores = torch.einsum("bld,bqd->blq", m, u)  # (B, L, Lq)
+        match = masked_softmax(scores, word_mask.unsqueeze(-1), dim=1)  # (B, L, Lq)
+        response = (match + cx).transpose(1, 2)  # (B, Lq, L)
+        _, (h, _) = onnx_rnn.call(net.lstm, torch.cat([response, u], -1), q_lengths)
+        logits = net.W(h[-1])  # (B, A)
+        word_attention = (match * q_mask.unsqueeze(1)).sum(2) / q_lengths.clamp(min=1)[:, None]
+        S = batch["story"].shape[1]
+        attention = match.new_zeros(x.shape[0], S).scatter_add(  # (B, S)
+            1, sentence_of.clamp(min=0), word_attention * word_mask)
+        return logits, attention.unsqueeze(1)  # (B, A), (B, 1, S)
+
+    def _flat_story(self, batch: dict) -> tuple[Tensor, Tensor]:
+        """:meth:`LSTMReader._flat_story` with a scatter: the last L story words,
+        right-aligned, ids (B, L) and their sentence (B, L), -1 = pad.
+
+        A word that is not kept goes to a spare column L, dropped at the end::
+
+            real words  a b _ c _ _ d e f      L = 5
+            later       5 4 4 3 3 3 2 1 0      (real words after it)
+            column      - 0 - 1 - - 2 3 4      (L - 1 - later; "-": to the spare column)
+        """
+        story = batch["story"]  # (B, S, W)
+        B, S, W = story.shape
+        L = self.config.max_story_words
+        real = torch.arange(W) < batch["sentence_lengths"].unsqueeze(-1)  # (B, S, W)
+        real = real.reshape(B, S * W)  # (B, S*W)
+        count = real.long()  # (B, S*W)
+        later = count.sum(1, keepdim=True) - count.cumsum(1)  # (B, S*W) real words after it
+        column = L - 1 - later  # (B, S*W)
+        keep = real & (column >= 0)  # (B, S*W)
+        column = torch.where(keep, column, torch.full_like(column, L))  # (B, S*W)
+        sentence = torch.arange(S).unsqueeze(1).expand(S, W).reshape(1, S * W)  # (1, S*W)
+        # Columns of kept words are distinct, so the sums are their values; the spare
+        # column gathers zeros.
+        ids = story.new_zeros(B, L + 1).scatter_add(1, column, story.reshape(B, S * W) * keep)
+        sentence_of = story.new_zeros(B, L + 1).scatter_add(1, column, (sentence + 1) * keep)
+        return ids[:, :L], sentence_of[:, :L] - 1  # (B, L), (B, L)
 
 
 class ClassifierExport(nn.Module):

@@ -11,7 +11,9 @@ forward pass in onnxruntime: a ``qa`` file comes back as a :class:`textrnn.chat.
 other task as a :class:`textrnn.checkpoint.Bundle` whose ``model`` is an
 :class:`OnnxModel`, which the task's own functions use as they use the torch model
 (``pipelines.classifier.classify(bundle, texts)``, ``pipelines.tagger.tag(bundle,
-sentences)``), through the helpers :func:`classify` and :func:`tag`.
+sentences)``), through the helpers :func:`classify` and :func:`tag`. A seq2seq export
+is a folder of two graphs (:mod:`textrnn.export_seq2seq`); its model's ``start`` and
+``step`` run them, so :func:`translate` searches (greedy or beam) as the torch model does.
 
 The answers are the torch runtime's because everything but the forward pass is the
 torch runtime's code: each :class:`OnnxModel` subclasses the task model's contract
@@ -141,19 +143,22 @@ def load(path: str | PathLike[str], threads: int = 1, task: str | None = None):
     """Load an exported model as :func:`textrnn.load` loads a checkpoint.
 
     Args:
-        path: a file written by ``textrnn export``.
+        path: a file written by ``textrnn export`` (for a seq2seq model, its folder).
         threads: onnxruntime's intra-op threads (1 suits single requests).
         task: if given, the task the file must be of (another task's is refused).
 
     Returns:
         A :class:`textrnn.chat.Answerer` for a ``qa`` model; else a
-        :class:`textrnn.checkpoint.Bundle` whose ``model`` runs the file.
+        :class:`textrnn.checkpoint.Bundle` whose ``model`` runs the file (for seq2seq,
+        the two graphs: :func:`translate` decodes with it).
 
     Raises:
         RuntimeLoadError: a missing file, one that is not a textrnn export (or not of
             ``task``), or no onnxruntime installed; one line.
     """
     path = Path(path)
+    if path.is_dir():  # a seq2seq export: two graphs (textrnn.export_seq2seq)
+        return _load_seq2seq(path, threads, task)
     if not path.is_file():
         raise RuntimeLoadError(f"{path}: no such file")
     session = _session(path, threads)
@@ -162,8 +167,7 @@ def load(path: str | PathLike[str], threads: int = 1, task: str | None = None):
     from textrnn.models import MODELS
     from textrnn.vocab import Vocab
 
-    if task is not None and meta["task"] != task:
-        raise RuntimeLoadError(f"{path}: a {meta['task']!r} model, not a {task!r} one")
+    _check_task(path, meta, task)
     task = meta["task"]
     config = MODELS[task].config_class(**meta["model_config"])
     vocabs = {name: Vocab.from_dict(d) for name, d in meta["vocabs"].items()}
@@ -176,6 +180,107 @@ def load(path: str | PathLike[str], threads: int = 1, task: str | None = None):
 
         return Answerer(bundle)
     return bundle
+
+
+def _check_task(path: Path, meta: dict, task: str | None) -> None:
+    if task is not None and meta["task"] != task:
+        raise RuntimeLoadError(f"{path}: a {meta['task']!r} model, not a {task!r} one")
+
+
+def _load_seq2seq(path: Path, threads: int, task: str | None):
+    """The Bundle of a seq2seq export folder: both sessions, the vocabularies beside them."""
+    from textrnn.checkpoint import Bundle
+    from textrnn.export_seq2seq import ENCODER, STEP
+    from textrnn.models.seq2seq import Seq2SeqConfig
+    from textrnn.subword import KIND, SubwordVocab, vocab_from_dict
+
+    if not (path / ENCODER).is_file() or not (path / STEP).is_file():
+        raise RuntimeLoadError(f"{path}: a folder, but not a seq2seq export (it needs "
+                               f"{ENCODER} and {STEP})")
+    encoder, step = _session(path / ENCODER, threads), _session(path / STEP, threads)
+    meta = read_metadata(encoder, path / ENCODER)
+    if read_metadata(step, path / STEP).get("export_id") != meta.get("export_id"):
+        raise RuntimeLoadError(f"{path}: {ENCODER} and {STEP} are of different exports")
+    _check_task(path, meta, task)
+    vocabs = {}
+    for side, d in meta["vocabs"].items():
+        if d.get("kind") == KIND:
+            try:
+                vocabs[side] = SubwordVocab((path / d["file"]).read_bytes())
+            except (OSError, RuntimeError, ValueError) as err:
+                why = (str(err).splitlines() or [type(err).__name__])[0][:120]
+                raise RuntimeLoadError(f"{path / d['file']}: not a readable sentencepiece "
+                                       f"model ({why})") from err
+        else:
+            vocabs[side] = vocab_from_dict(d)
+    config = Seq2SeqConfig(**meta["model_config"])
+    model = _onnx_seq2seq()(encoder, step, config, meta)
+    model.vocabs = vocabs
+    return Bundle(task="seq2seq", model=model.eval(), vocabs=vocabs, config=config,
+                  metrics=dict(meta.get("metrics", {})), step=meta.get("step", 0), raw={})
+
+
+def _onnx_seq2seq():
+    """The class of a seq2seq export's model (made here so that torch loads only with one)."""
+    import torch
+
+    from textrnn.models.seq2seq import Seq2Seq
+
+    class OnnxSeq2Seq(Seq2Seq):
+        """:class:`~textrnn.models.seq2seq.Seq2Seq` with ``start`` and ``step`` run by the
+        encoder's and the decoder step's sessions: greedy and beam search
+        (:mod:`textrnn.decode`) drive it as they drive the torch model."""
+
+        def __init__(self, encoder, step, config, meta: dict) -> None:
+            torch.nn.Module.__init__(self)  # not the base's: it would build the torch net
+            self.encoder_session, self.step_session = encoder, step
+            self.config, self.meta, self.task = config, meta, "seq2seq"
+            self.has_attention = config.attention != "none"
+            graphs = meta["graphs"]
+            self.state_names = graphs["encoder"]["outputs"]  # h[, c][, feed][, memory, ...]
+            self.changed = [n[: -len("_next")] for n in graphs["step"]["outputs"]
+                            if n.endswith("_next")]  # the entries a step gives back
+            self.step_inputs = [i.name for i in step.get_inputs()]  # unused ones dropped
+
+        def start(self, src, src_lengths):
+            """As :meth:`Seq2Seq.start`: src (B, S), src_lengths (B,) long -> the state."""
+            if int(src_lengths.min()) < 1:
+                raise ValueError("every source sentence needs at least one token")
+            feed = {"src": src.cpu().numpy(), "src_lengths": src_lengths.cpu().numpy()}
+            feed = {i.name: feed[i.name] for i in self.encoder_session.get_inputs()}
+            outputs = self.encoder_session.run(None, feed)
+            return {name: torch.from_numpy(o) for name, o in zip(self.state_names, outputs,
+                                                                  strict=True)}
+
+        def step(self, tokens, state):
+            """As :meth:`Seq2Seq.step`: tokens (N,) long, the state -> log_probs (N, V),
+            the new state, attention weights (N, S) or None."""
+            values = {"tokens": tokens, **state}
+            feed = {name: values[name].cpu().numpy() for name in self.step_inputs}
+            log_probs, *outputs = (torch.from_numpy(o) for o in self.step_session.run(None, feed))
+            new_state = {**state, **dict(zip(self.changed, outputs, strict=False))}
+            return log_probs, new_state, outputs[-1] if self.has_attention else None
+
+        def forward(self, src, src_lengths, tgt_in):
+            """Teacher-forced log-probabilities (B, T, V) (logits up to a constant per row,
+            all that ``loss``/``evaluate`` read) and attention (B, T, S) or None."""
+            state, steps, weights = self.start(src, src_lengths), [], []
+            for t in range(tgt_in.shape[1]):
+                log_probs, state, w = self.step(tgt_in[:, t], state)
+                steps.append(log_probs)
+                weights.append(w)
+            return torch.stack(steps, 1), (torch.stack(weights, 1) if self.has_attention
+                                           else None)
+
+    return OnnxSeq2Seq
+
+
+def translate(bundle, sentences: Sequence[str], **kwargs) -> list:
+    """:class:`~textrnn.pipelines.seq2seq.Translation` per sentence
+    (:func:`textrnn.pipelines.seq2seq.translate`: beam 5 unless ``beam_size=1``)."""
+    from textrnn.pipelines import seq2seq
+
+    return seq2seq.translate(bundle, list(sentences), **kwargs)
 
 
 def classify(bundle, texts: Sequence[str]) -> list[tuple[str, dict[str, float]]]:
@@ -193,4 +298,4 @@ def tag(bundle, sentences: Sequence[Sequence[str]], **kwargs) -> list[list[str]]
     return tagger.tag(bundle, sentences, **kwargs)
 
 
-__all__ = ["RuntimeLoadError", "classify", "load", "tag"]
+__all__ = ["RuntimeLoadError", "classify", "load", "tag", "translate"]
