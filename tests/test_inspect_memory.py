@@ -74,9 +74,11 @@ def test_weights_are_the_models_forward_attention(checkpoints, arch):
     story = [*STORY, "Zed went to the garden."] if bundle.config.entity_slots else STORY
     found = memory_map.read(bundle, story, "Where is Mary?")
     expected = forward_attention(bundle, story, "Where is Mary?")
-    assert torch.tensor(found.weights).shape == (ARCHS[arch][1], len(found.sentences))
-    assert torch.allclose(torch.tensor(found.weights), expected, atol=1e-6)
-    for row in found.weights:  # each row a distribution over the sentences read
+    K = ARCHS[arch][1]
+    extra = memory_map.SLOTS_SHOWN if arch == "entnet" else 0  # and a column per slot read
+    assert torch.tensor(found.weights).shape == (K + extra, len(found.sentences))
+    assert torch.allclose(torch.tensor(found.weights[:K]), expected, atol=1e-6)
+    for row in found.weights[:K]:  # each row a distribution over the sentences read
         assert abs(sum(row) - 1) < 1e-4
     assert found.dropped == len(story) - min(len(story), bundle.config.memory_size)
     assert found.sentences == story[found.dropped:]
@@ -85,6 +87,29 @@ def test_weights_are_the_models_forward_attention(checkpoints, arch):
     numbers = memory_map.to_json(found)
     assert [s["index"] for s in numbers["sentences"]] == list(range(found.dropped, len(story)))
     assert len(numbers["columns"]) == len(found.weights)
+
+
+def test_entnet_shows_the_gates_of_the_slots_the_question_reads_most(checkpoints):
+    bundle = checkpoint.load(checkpoints["entnet"])
+    net = bundle.model.eval().net
+    found = memory_map.read(bundle, STORY, "Where is John?")
+    batch, _ = encode_stories([[_words(s) for s in STORY]], [_words("Where is John?")],
+                              bundle.vocabs["words"], bundle.config.memory_size)
+    with torch.no_grad():  # the gates again, one sentence and one slot at a time
+        s = net._encode(batch["story"], net.story_mask)[0]  # (S, d)
+        q = net._encode(batch["question"], net.question_mask)[0]  # (d,)
+        h = net.keys.clone()  # (M, d)
+        gates = []
+        for s_t in s:
+            g = torch.sigmoid(h @ s_t + net.keys @ s_t)  # (M,)
+            new = net.cell.phi(net.cell.U(h) + net.cell.V(net.keys) + net.cell.W(s_t))  # (M, d)
+            h = torch.nn.functional.normalize(h + g[:, None] * new, dim=-1, eps=1e-6)
+            gates.append(g)
+        p = torch.softmax(h @ q, -1)  # (M,)
+    top = p.argsort(descending=True)[:memory_map.SLOTS_SHOWN]
+    shown = torch.tensor(found.weights[1:])  # (3, S)
+    assert torch.allclose(shown, torch.stack(gates)[:, top].T, atol=1e-6)
+    assert found.columns == ["slots", *(f"slot {j + 1}\np {p[j]:.2f}" for j in top.tolist())]
 
 
 def test_the_command_writes_the_picture_and_the_numbers(checkpoints, tmp_path, capsys):

@@ -143,6 +143,17 @@ class Answerer:
     def _unknown(self, sentences: Sequence[Sequence[str]]) -> list[str]:
         return list(dict.fromkeys(w for ws in sentences for w in ws if w not in self.words))
 
+    def encode(self, story_words: list[list[list[str]]], question_words: list[list[str]]
+               ) -> tuple[dict, list[dict[int, str]]]:
+        """Stories (the kept sentences, as words) and their questions as one batch on the
+        model's device, read as the model reads them (entity slots, slot readings), and
+        per story what its slot and list answers stand for."""
+        batch, meanings = encode_stories(story_words, question_words, self.words,
+                                         self.memory_size, self.entity_slots, self.answers,
+                                         self.bundle.config.slot_draws,
+                                         self.bundle.config.list_slots)
+        return to_device(batch, self.bundle.device), meanings
+
     def answer(self, story: Sequence[str], question: str) -> Answer:
         """Answer ``question`` about ``story`` (a list of sentences)."""
         return self.answer_batch([(story, question)])[0]
@@ -154,11 +165,7 @@ class Answerer:
         stories = [list(story)[-self.memory_size :] for story, _ in items]
         story_words = [[_words(s) for s in story] for story in stories]
         question_words = [_words(q) for _, q in items]
-        batch, meanings = encode_stories(story_words, question_words, self.words,
-                                         self.memory_size, self.entity_slots, self.answers,
-                                         self.bundle.config.slot_draws,
-                                         self.bundle.config.list_slots)
-        batch = to_device(batch, self.bundle.device)
+        batch, meanings = self.encode(story_words, question_words)
         with self._lock, torch.no_grad():
             predictions = self.model.predict(batch)
         results = []
@@ -272,6 +279,17 @@ class Asks(Protocol):
     def unknown(self, text: str) -> list[str]:
         """Words of ``text`` the model's vocabulary lacks."""
         ...
+
+    def encode(self, story_words: list[list[list[str]]], question_words: list[list[str]]
+               ) -> tuple[dict, list[dict[int, str]]]:
+        """Stories (the kept sentences, as words) and their questions as one batch on the
+        model's device, read as the model reads them (entity slots, slot readings), and
+        per story what its slot and list answers stand for."""
+        batch, meanings = encode_stories(story_words, question_words, self.words,
+                                         self.memory_size, self.entity_slots, self.answers,
+                                         self.bundle.config.slot_draws,
+                                         self.bundle.config.list_slots)
+        return to_device(batch, self.bundle.device), meanings
 
     def answer(self, story: Sequence[str], question: str) -> Answer:
         """The answer to one question about ``story``."""

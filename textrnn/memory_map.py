@@ -9,8 +9,9 @@ arch           K      row k
 memn2n         hops   hop k's softmax p_i = softmax(m_iᵀ u^k) over the sentences
 qrn            layers layer k's share of each sentence in its final forward query,
                       w_t ∝ z_t r_t Π_{j>t} (1 - z_j)
-entnet         1      which sentences opened the gates of the slots the answer
-                      read, a_t ∝ Σ_j p_j g_tj (the slots themselves are not returned)
+entnet         1 + 3  which sentences opened the gates of the slots the answer
+                      read, a_t ∝ Σ_j p_j g_tj; then the gates g_tj themselves of
+                      the :data:`SLOTS_SHOWN` slots the question read most (p_j)
 lstm_reader    1      the story-word softmax of the match, summed per sentence
 =============  =====  ==========================================================
 
@@ -37,12 +38,14 @@ COLUMN = {"memn2n": "hop", "qrn": "layer", "entnet": "slots", "lstm_reader": "wo
 MEANING = {
     "memn2n": "each hop's softmax over the sentences",
     "qrn": "each layer's share of every sentence in its final query",
-    "entnet": "the sentences that opened the gates of the slots the answer read "
-              "(one column: EntNet returns no per-slot weights)",
+    "entnet": "first the sentences that opened the gates of the slots the answer read, "
+              "then the gate g of each sentence for the slots the question read most "
+              "(p: the question's weight on the slot)",
     "lstm_reader": "the story-word attention summed per sentence (one column: the LSTM "
                    "reader has no hops)",
 }
 LABEL_CHARS = 48  # a sentence label longer than this is cut with "…"
+SLOTS_SHOWN = 3  # EntNet: the slots with the largest p_j get a column of their own
 ANNOTATE_MAX = 400  # cells: at most this many get their number written in them
 
 
@@ -63,10 +66,13 @@ class MemoryMap:
     weights: list[list[float]]  # (K, S) as nested lists
     dropped: int = 0
     evidence: list[int] = field(default_factory=list)  # story indexes the chat shows
+    labels: list[str] | None = None  # the columns' names where the arch gives them
 
     @property
     def columns(self) -> list[str]:
         """The x labels: ``hop 1 .. hop K`` (memn2n), ``layer 1 .. layer K`` (qrn), ..."""
+        if self.labels is not None:
+            return list(self.labels)
         name = COLUMN.get(self.arch, "hop")
         if len(self.weights) == 1 and self.arch in ("entnet", "lstm_reader"):
             return [name]
@@ -135,11 +141,37 @@ def read(bundle: Bundle, story: list[str], question: str) -> MemoryMap:
         raise TextrnnError("no story to look at: give at least one sentence")
     if not sentence_words(question):
         raise TextrnnError(f"the question {question!r} has no words")
-    answer = Answerer(bundle).answer(story, question)
+    answerer = Answerer(bundle)
+    answer = answerer.answer(story, question)
+    kept = list(story[answer.dropped:])
+    weights, labels = answer.hops, None
+    if bundle.config.arch == "entnet":
+        gates, p = slot_gates(answerer, kept, question)
+        top = sorted(range(len(p)), key=lambda j: -p[j])[:SLOTS_SHOWN]
+        weights = [*weights, *([row[j] for row in gates] for j in top)]
+        labels = ["slots", *(f"slot {j + 1}\np {p[j]:.2f}" for j in top)]
     return MemoryMap(question=question, answer=answer.answer, confidence=answer.confidence,
-                     sure=answer.sure, arch=bundle.config.arch,
-                     sentences=list(story[answer.dropped:]), weights=answer.hops,
-                     dropped=answer.dropped, evidence=[e.index for e in answer.evidence])
+                     sure=answer.sure, arch=bundle.config.arch, sentences=kept,
+                     weights=weights, dropped=answer.dropped,
+                     evidence=[e.index for e in answer.evidence], labels=labels)
+
+
+def slot_gates(answerer, kept: list[str], question: str
+               ) -> tuple[list[list[float]], list[float]]:
+    """An EntNet's gates over a story, read as the chat reads it (first slot reading).
+
+    Returns:
+        gates (S, M) as nested lists, g_tj of sentence t for slot j; p (M,) the
+        question's softmax over the slots.
+    """
+    import torch
+
+    from textrnn.data.babi import sentence_words as words
+
+    batch, _ = answerer.encode([[words(s) for s in kept]], [words(question)])
+    with torch.no_grad():
+        gates, p, _, _ = answerer.model.net.read(batch)  # (1, S, M), (1, M)
+    return gates[0].float().tolist(), p[0].float().tolist()
 
 
 def to_json(found: MemoryMap) -> dict:
@@ -180,7 +212,8 @@ def plot(found: MemoryMap, path: str | PathLike[str]) -> None:
     ax = fig.subplots()
     image = ax.imshow(values, aspect="auto", cmap="Blues", vmin=0.0, vmax=1.0,
                       interpolation="nearest")
-    fig.colorbar(image, ax=ax, fraction=0.08, pad=0.03, label="attention weight")
+    bar = "attention, or a slot's gate g" if found.arch == "entnet" else "attention weight"
+    fig.colorbar(image, ax=ax, fraction=0.08, pad=0.03, label=bar)
     if S * K <= ANNOTATE_MAX:
         for (i, k), w in np.ndenumerate(values):
             ax.text(k, i, f"{w:.2f}", ha="center", va="center", fontsize="small",

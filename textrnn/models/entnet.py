@@ -106,12 +106,12 @@ class EntNet(QANet):
         rows = torch.arange(W, device=ids.device).clamp(max=MAX_SENTENCE_WORDS - 1)
         return (self.embedding(ids) * mask[rows]).sum(-2)  # (..., d)
 
-    def forward(self, batch: dict) -> tuple[Tensor, Tensor]:
-        """Answer scores and per-sentence evidence; the contract of
-        :meth:`textrnn.models.memn2n.MemN2N.forward` (one "hop").
+    def read(self, batch: dict) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The memory after the story and how the question reads it.
 
         Returns:
-            logits (B, num_answers); attention (B, 1, S), summing to 1 over real sentences.
+            gates (B, S, M) g_tj, 0 at padding; p (B, M) the question's softmax over the
+            slots; u (B, d) the slots read, Σ_j p_j h_j; q (B, d) the question.
         """
         story = batch["story"]  # (B, S, W)
         S = story.shape[1]
@@ -122,7 +122,19 @@ class EntNet(QANet):
         h, gates = entnet_memory(self.cell, s, real, self.keys, h0)  # (B, M, d), (B, S, M)
         p = torch.softmax(torch.einsum("bd,bmd->bm", q, h), -1)  # (B, M)
         u = torch.einsum("bm,bmd->bd", p, h)  # (B, d)
+        return gates, p, u, q
+
+    def forward(self, batch: dict) -> tuple[Tensor, Tensor]:
+        """Answer scores and per-sentence evidence; the contract of
+        :meth:`textrnn.models.memn2n.MemN2N.forward` (one "hop").
+
+        Returns:
+            logits (B, num_answers); attention (B, 1, S), summing to 1 over real sentences.
+        """
+        gates, p, u, q = self.read(batch)  # (B, S, M), (B, M), (B, d), (B, d)
         logits = self.R(self.phi(q + self.H(u)))  # (B, A)
+        real = torch.arange(gates.shape[1], device=gates.device) < \
+            batch["story_lengths"].unsqueeze(1)  # (B, S)
         evidence = torch.einsum("bsm,bm->bs", gates, p)  # (B, S)
         attention = masked_softmax(evidence.clamp(min=1e-9).log(), real)  # (B, S) sums to 1
         return logits, attention.unsqueeze(1)
