@@ -157,8 +157,9 @@ def add_commands(commands) -> None:
         "memory", help="a QA model's attention over a story, per hop, as a heat map",
         description="Answer a question about a story with a qa checkpoint and draw how much "
         "attention each sentence got: per hop (memn2n), per layer (qrn: each layer's share "
-        "of the sentence in its final query), or one column (entnet, lstm_reader). The "
-        "story is read as the chat reads it.")
+        "of the sentence in its final query), one column (lstm_reader), or for entnet "
+        "the evidence and the gates of the 3 slots the question reads most. The story is "
+        "read as the chat reads it.")
     m.add_argument("--checkpoint", required=True, metavar="FILE", help="a qa checkpoint")
     m.add_argument("--story", required=True, metavar="FILE",
                    help="one sentence a line (bAbI's numbered lines too); - for standard input")
