@@ -100,6 +100,30 @@ def test_renamed_test_replaces_names_and_places_consistently(tmp_path):
     assert main(["data", "renamed", "--from", str(src), "--out", str(tmp_path / "cli")]) == 0
 
 
+def test_renamed_test_renames_the_things_no_answer_names(tmp_path):
+    """bAbI 17-19 answer yes/no or directions: their shapes, boxes and rooms are renamed
+    too, the relations ("to the left of") and the answers are not."""
+    src, out = tmp_path / "babi", tmp_path / "renamed"
+    src.mkdir()
+    shapes = ["1 The red square is to the left of the triangle.",
+              "2 Is the triangle to the right of the red square?\tyes\t1"]
+    rooms = ["1 The kitchen is north of the garden.", "2 The office is east of the kitchen.",
+             "3 How do you go from the garden to the office?\tn,e\t1 2"]
+    for split in ("train", "test"):
+        (src / f"qa17_positional-reasoning_{split}.txt").write_text("\n".join(shapes) + "\n")
+        (src / f"qa19_path-finding_{split}.txt").write_text("\n".join(rooms) + "\n")
+    written = write_renamed(src, out)
+    assert written["qa17"].counts["renamed words"] == 2  # red, triangle
+    assert written["qa19"].counts["renamed words"] == 3  # kitchen, garden, office
+    [q17] = read_babi(out / "qa17_positional-reasoning_test.txt")
+    [q19] = read_babi(out / "qa19_path-finding_test.txt")
+    new = {w.lower() for w in NEW_NOUNS}
+    assert q17.story[0][1] in new and q17.story[0][2] == "square" and q17.story[0][6] == "left"
+    assert q17.question[2] == q17.story[0][-1] in new and q17.answer == "yes"
+    assert {q19.story[0][1], q19.story[0][-1], q19.story[1][1]} <= new and q19.answer == "n,e"
+    assert q19.question[-1] == q19.story[1][1] and q19.question[-4] == q19.story[0][-1]
+
+
 def test_rename_examples_renames_parsed_stories_like_files():
     examples = parse_babi(LINES)
     taken = {w for ex in examples for s in [*ex.story, ex.question] for w in s}

@@ -3,7 +3,8 @@
 In each task's test file, every name (an entity word written with a capital, and
 never after "a", "the" or "of": "Sheep are afraid of wolves" names no one) is
 replaced, consistently within the file, by a name from a list disjoint from the
-training vocabulary, and every other entity word (places, objects) by a noun from
+training vocabulary, and every other entity word (places, objects, and every thing
+after "the" such as bAbI 17's shapes, 18's boxes and 19's rooms) by a noun from
 another such list, unless the task's training file answers some question from what
 it teaches about that word rather than from the story (:func:`knowledge_cues`:
 "Sumit is hungry. Where will sumit go?" -> kitchen keeps "hungry" and "kitchen").
@@ -19,7 +20,7 @@ from os import PathLike
 from pathlib import Path
 
 from textrnn.data.babi import QAExample, answer_tokens, read_babi, sentence_words, task_files
-from textrnn.data.entities import entity_words, knowledge_cues, name_words
+from textrnn.data.entities import entity_words, knowledge_cues, name_words, thing_words
 from textrnn.data.split import Written
 from textrnn.errors import DataError
 
@@ -99,7 +100,8 @@ def write_renamed(source: str | PathLike[str], out: str | PathLike[str]) -> dict
     for task, path in task_files(source, None, "test").items():
         lines = path.read_text(encoding="utf-8").splitlines()
         examples = per_task.get(task, [])
-        mapping = renaming(lines, entity_words(examples), taken, knowledge_cues(examples))
+        entities = entity_words(examples) | thing_words(examples)
+        mapping = renaming(lines, entities, taken, knowledge_cues(examples))
         target = out / path.name
         target.write_text("".join(rename_line(line, mapping) + "\n" for line in lines),
                           encoding="utf-8")
@@ -122,7 +124,7 @@ def rename_examples(examples: Sequence[QAExample], train: Sequence[QAExample],
         train: the training examples the entity words and knowledge cues come from.
         taken: words the new ones must not be (every training word).
     """
-    entities = entity_words(train)
+    entities = entity_words(train) | thing_words(train)
     names, keep = name_words(train, entities), knowledge_cues(train)
     new_names = iter(n.lower() for n in NEW_NAMES if n.lower() not in taken)
     new_nouns = iter(n for n in NEW_NOUNS if n not in taken)

@@ -66,6 +66,26 @@ def entity_words(examples: Iterable[QAExample]) -> set[str]:
     return words
 
 
+# Words that follow "the" but name a relation, not a thing ("to the left of", bAbI 17).
+RELATION_WORDS = frozenset("left right top bottom middle side end way".split())
+
+
+def thing_words(examples: Iterable[QAExample]) -> set[str]:
+    """The words right after "the" in the stories and questions, but relations: the
+    places and objects that no answer names ("the triangle", "the red square", "the
+    chest"; bAbI 17-19 answer yes/no or directions, so :func:`entity_words` misses them).
+
+    >>> from textrnn.data.babi import parse_babi
+    >>> ex = parse_babi(["1 The red square is to the left of the triangle.",
+    ...                  "2 Is the triangle to the right of the red square?\\tyes\\t1"])
+    >>> sorted(thing_words(ex))
+    ['red', 'triangle']
+    """
+    return {s[i + 1] for ex in examples for s in [*ex.story, ex.question]
+            for i in range(len(s) - 1)
+            if s[i] == "the" and s[i + 1] not in RELATION_WORDS | FUNCTION_ANSWERS}
+
+
 def name_words(examples: Iterable[QAExample], entities: set[str]) -> set[str]:
     """The entity words that name a one-off someone or something: never seen right after
     "a", "an", "the" or "of" ("Gertrude is a sheep. Sheep are afraid of wolves." names
