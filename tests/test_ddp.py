@@ -79,6 +79,11 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 def _assert_same_weights(a: dict, b: dict, atol: float = 1e-6) -> None:
     assert a.keys() == b.keys()
     for name in a:
+        if name.endswith("_extra_state"):  # e.g. the LM's carried state: {"state": [h]}
+            _assert_same_weights({str(i): t for i, t in enumerate(a[name].get("state", []))},
+                                 {str(i): t for i, t in enumerate(b[name].get("state", []))},
+                                 atol)
+            continue
         assert torch.allclose(a[name], b[name], rtol=0, atol=atol), (
             name, (a[name] - b[name]).abs().max().item())
 
@@ -195,6 +200,67 @@ def test_killed_rank_stops_the_other_then_resume_matches(corpus, uninterrupted, 
     _torchrun(corpus, out, *RESUMABLE, "--resume")
     assert checkpoint.read(out / "last.pt")["step"] == 32
     _assert_same_weights(_weights(out / "last.pt"), _weights(uninterrupted / "last.pt"))
+
+
+LM_FLAGS = ["--level", "char", "--bptt", "8", "--batch-size", "4", "--embedding-size", "8",
+            "--hidden-size", "8", "--threads", "1", "--device", "cpu", "--seed", str(SEED),
+            "--dist-timeout", "20", "--epochs", "3", "--eval-every", "4", "--dropout", "0.3"]
+
+
+@pytest.fixture(scope="module")
+def text(tmp_path_factory) -> Path:
+    """A folder with train.txt and valid.txt: random lines of words, read by characters
+    (with --batch-size 4 and --bptt 8 each rank's piece is 18 windows an epoch)."""
+    folder = tmp_path_factory.mktemp("text")
+    rng = random.Random(1)
+    words = "to be or not that is the question whether tis nobler in mind".split()
+    for name, n in (("train.txt", 60), ("valid.txt", 10)):
+        lines = (" ".join(rng.choices(words, k=4)) for _ in range(n))
+        (folder / name).write_text("".join(line + "\n" for line in lines))
+    return folder
+
+
+def _lm_args(text: Path, out: Path, *extra: str) -> list[str]:
+    return ["-m", "textrnn", "train", "lm", "--data", str(text / "train.txt"),
+            "--valid", str(text / "valid.txt"), "--out", str(out), *LM_FLAGS, *extra]
+
+
+def _launch(args: list[str], **env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *args], env={**_env(), **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _torchrun_lm(text: Path, out: Path, *extra: str) -> None:
+    agent = _launch(["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                     *_lm_args(text, out, *extra)])
+    _, err = agent.communicate(timeout=LAUNCH_TIMEOUT)
+    assert agent.returncode == 0, err[-3000:]
+
+
+def test_lm_killed_and_resumed_matches_the_straight_run(text, tmp_path):
+    """The LM carries each rank's hidden state across windows: a resume must give every
+    rank its own (and its own place in its piece of the streams), not rank 0's."""
+    _torchrun_lm(text, tmp_path / "straight")
+    out = tmp_path / "run"
+    port = str(_free_port())
+    ranks = [_launch(_lm_args(text, out), RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2",
+                     LOCAL_WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+             for r in range(2)]
+    try:
+        _wait_for(out / "last.pt", ranks)
+        ranks[1].send_signal(signal.SIGKILL)
+        ranks[0].communicate(timeout=40)
+    finally:
+        for p in ranks:
+            p.kill()
+            p.communicate()
+    stopped = checkpoint.read(out / "last.pt")
+    total = checkpoint.read(tmp_path / "straight" / "last.pt")["step"]
+    assert 0 < stopped["step"] < total == 54, stopped["step"]  # 3 epochs of 18 windows
+    assert "_extra_state" in "".join(stopped["state_dict"])  # the LM carries its state
+    _torchrun_lm(text, out, "--resume")
+    assert checkpoint.read(out / "last.pt")["step"] == total
+    _assert_same_weights(_weights(out / "last.pt"), _weights(tmp_path / "straight" / "last.pt"))
 
 
 def test_elastic_restart_resumes_from_last(corpus, uninterrupted, tmp_path):

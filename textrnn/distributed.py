@@ -22,10 +22,12 @@ the global batch, rank r scales its (per-example mean) loss by its share
 is 1, and a short or empty last batch counts for what it holds. So W processes with
 batch B take the same steps as one process with batch W*B over the same order.
 
-Every rank iterates the whole epoch and keeps its own batches, because the task batchers
-draw each batch's randomness (slot numbering, word dropout) from one generator per epoch
-in batch order: skipping batches would change the draws. Collating a batch is a few
-tensor gathers, cheap next to the model's step.
+Every rank plans the whole epoch but collates only its own batches: the task batchers'
+``shard(keep)`` builds the batches of ``keep`` (:meth:`RoundRobin.mine`) and, for the
+others, only makes the random draws (slot numbering, word dropout) that collating them
+would, since each batch's draws come from one generator per epoch in batch order. So a
+rank's batches are exactly those it would keep from the whole epoch, for 1/W of the
+collating (plus, in an epoch's last step, the share-0 batch of a rank with none left).
 
 A language model's stream (:class:`~textrnn.data.text.StreamBatches`) carries its
 hidden state from one window to the next, so its ranks cannot take every W-th window:
@@ -187,14 +189,20 @@ class RoundRobin:
     def steps(self, start: int = 0) -> Iterator[Step]:
         """This rank's steps of the epoch, after the first ``start`` batches.
 
-        The batches before ``start`` are still drawn (and dropped), so that every batch's
-        random draws are those of an uninterrupted epoch.
+        Data with a ``shard(keep)`` method (the task batchers) collates only the batches
+        of ``keep``, this rank's, and still makes every other batch's random draws, so
+        each batch is that of an uninterrupted epoch; other data is iterated whole, and
+        the batches before ``start`` dropped.
         """
+        if hasattr(self.data, "shard"):
+            batches = self.data.shard(self.mine(len(self.data), start))
+        else:
+            batches = ((batch_rows(b), b) for b in self.data)
         group, position = [], start
-        for i, batch in enumerate(self.data):
+        for i, (rows, batch) in enumerate(batches):
             if i < start:
                 continue
-            group.append(batch)
+            group.append((rows, batch))
             position = i + 1
             if len(group) == self.world:
                 yield self._step(position, group)
@@ -202,12 +210,26 @@ class RoundRobin:
         if group:  # the epoch's last step, with fewer batches than ranks
             yield self._step(position, group)
 
-    def _step(self, position: int, group: list) -> Step:
-        rows = [batch_rows(b) for b in group]
+    def mine(self, n: int, start: int = 0) -> set[int]:
+        """The batches (of ``n`` in the epoch) this rank trains on, from ``start`` on.
+
+        >>> sorted(RoundRobin([], rank=1, world=2).mine(7))  # 6: rank 0's, with share 0
+        [1, 3, 5, 6]
+        >>> sorted(RoundRobin([], rank=1, world=3).mine(7, start=3))
+        [4, 6]
+        """
+        keep = set(range(start + self.rank, n, self.world))
+        last = start + (n - start - 1) // self.world * self.world  # the last step's first
+        if start < n and self.rank >= n - last:
+            keep.add(last)  # no batch left for this rank in the last step: it runs that one
+        return keep
+
+    def _step(self, position: int, group: list[tuple[int, Any]]) -> Step:
+        rows = [n for n, _ in group]
         mine = self.rank < len(group)
         # No batch left for this rank: it still runs one, since every rank must join the
         # gradient all-reduce, but with share 0 it adds nothing.
-        batch = group[self.rank] if mine else group[0]
+        batch = group[self.rank][1] if mine else group[0][1]
         share = self.world * rows[self.rank] / sum(rows) if mine else 0.0
         return Step(position, batch, share)
 
@@ -248,8 +270,7 @@ class StreamShard:
 def shard(data, rank: int, world: int):
     """The sharded view of a task's training batches that :func:`~textrnn.train.fit` reads:
     ``set_epoch`` (if the data shuffles), ``len()`` in global steps, ``steps(start)``."""
-    # A type test, not a method of the batchers: those live in textrnn/data, which this
-    # module does not own; a `shard(rank, world)` method there would replace it.
+    # A stream is split in time, not dealt out batch by batch (see StreamShard).
     if world > 1 and isinstance(data, StreamBatches):
         return StreamShard(data, rank, world)
     return RoundRobin(data, rank, world)

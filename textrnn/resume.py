@@ -3,7 +3,9 @@
 :func:`textrnn.train.fit` with ``resume=True`` reads ``last.pt`` (:func:`read_resume`:
 under DDP rank 0 reads it and every rank gets it), refuses changed settings other than
 :data:`SAFE_TO_CHANGE` (:func:`check_settings`), then restores the weights, optimizer,
-scheduler and loop counters (:func:`restore`) and each rank's RNG (:func:`restore_rng`).
+scheduler and loop counters (:func:`restore`), then what only each rank knows
+(:func:`restore_rank`): its RNG (:func:`restore_rng`) and, under DDP, its carried model
+state (:func:`restore_carried`; the LM's hidden state), saved by :func:`rank_states`.
 """
 
 from __future__ import annotations
@@ -142,6 +144,59 @@ def restore_rng(raw: dict, rank: int, world: int, seed: int) -> None:
             seed_everything(seed + rank)
     elif rank > 0:
         checkpoint.set_rng_state(ranks[rank])
+
+
+def _cpu(obj: Any) -> Any:
+    """``obj`` with every tensor in its dicts and lists copied to the CPU (to pickle it)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {key: _cpu(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_cpu(value) for value in obj)
+    return obj
+
+
+def carried_states(model: nn.Module, world: int) -> list[dict] | None:
+    """Every rank's own module state that is not a weight (the ``_extra_state`` entries of
+    its ``state_dict``: the LM's hidden state carried to the next window), in rank order;
+    None in one process, whose ``state_dict`` holds it. A collective call under DDP.
+
+    The weights are the same on every rank, so rank 0's ``state_dict`` stands for all;
+    a carried state is not: rank r carries the state of its own piece of the streams.
+    """
+    if world <= 1:
+        return None
+    mine = {k: _cpu(v) for k, v in model.state_dict().items() if k.endswith("_extra_state")}
+    return distributed.all_gather(mine)
+
+
+def restore_carried(path: Path, raw: dict, model: nn.Module, rank: int, world: int) -> None:
+    """Give this rank its own carried state from ``raw`` (see :func:`carried_states`); from
+    a run of another number of processes every rank keeps rank 0's, as
+    :func:`restore` loaded it (:func:`restore_rng` warns)."""
+    carried = raw["extra"].get("carried")
+    if raw["extra"].get("world_size", 1) != world or not (
+            isinstance(carried, list) and len(carried) == world):
+        return
+    try:
+        model.load_state_dict(carried[rank], strict=False)  # only the _extra_state entries
+    except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as err:
+        reason = " ".join(str(err).split())[:200] or type(err).__name__
+        raise CheckpointError(f"{path}: cannot resume from it: {reason}") from err
+
+
+def restore_rank(path: Path, raw: dict, model: nn.Module, rank: int, world: int,
+                 seed: int) -> None:
+    """This rank's own RNG streams and carried model state from ``raw``."""
+    restore_rng(raw, rank, world, seed)
+    restore_carried(path, raw, model, rank, world)
+
+
+def rank_states(model: nn.Module, world: int) -> tuple[dict, list[dict] | None]:
+    """:func:`rng_states` and :func:`carried_states`: what only each rank knows, for a
+    checkpoint. A collective call under DDP."""
+    return rng_states(world), carried_states(model, world)
 
 
 def rng_states(world: int) -> dict:

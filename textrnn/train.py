@@ -28,8 +28,8 @@ Under ``torchrun`` the same loop trains with DistributedDataParallel (see
 :mod:`textrnn.distributed`): each rank reads its shard of every epoch, and W ranks with
 batch B take the steps one process takes with batch W*B. Every rank evaluates the full
 validation set and takes rank 0's numbers, so all make the same decisions (best, patience,
-schedule); rank 0 alone writes the run folder. Checkpoints hold every rank's RNG states,
-so a resume with as many processes is exact.
+schedule); rank 0 alone writes the run folder. Checkpoints hold every rank's RNG states
+and carried model state (the LM's hidden state), so a resume with as many processes is exact.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from textrnn import checkpoint, distributed
 from textrnn.device import resolve_device, to_device
 from textrnn.errors import TextrnnError
 from textrnn.progress import Progress
-from textrnn.resume import read_resume, restore, restore_rng, rng_states, seed_everything
+from textrnn.resume import rank_states, read_resume, restore, restore_rank, seed_everything
 from textrnn.runlog import RunLog, lock_run_folder
 
 # A tie on best_metric goes to the lower validation loss: accuracy saturates (100% on
@@ -280,7 +280,7 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
         path = out / "last.pt"
         raw = read_resume(path, model, cfg, device)
         s.update(restore(path, raw, model, optimizer, scheduler))
-        restore_rng(raw, rank, world, cfg.seed)
+        restore_rank(path, raw, model, rank, world, cfg.seed)  # RNG, the LM's carried state
         if hasattr(train_data, "load_state_dict"):  # e.g. the epoch mix of QA's focus
             train_data.load_state_dict(raw["extra"].get("data", {}))
         last_metrics = raw["metrics"]
@@ -301,7 +301,7 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
         return total, int(ntok), hits > 0
 
     def save(name: str, metrics: dict) -> None:  # under DDP every rank calls it, rank 0 writes
-        rng = rng_states(world)
+        rng, carried = rank_states(model, world)
         if not main:
             return
         checkpoint.save(
@@ -318,6 +318,7 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
             extra={"best": s["best"], "best_loss": s["best_loss"],
                    "elapsed": time.monotonic() - started,
                    "budget_used": budget.used(), "stale": s["stale"], "world_size": world,
+                   "carried": carried,
                    "data": train_data.state_dict() if hasattr(train_data, "state_dict") else {}},
         )
 

@@ -130,6 +130,18 @@ class BucketBatches:
         for indices in self.batches():
             yield self.collate(indices)
 
+    def shard(self, keep: set[int] | range) -> Iterator[tuple[int, object | None]]:
+        """This epoch's batches as ``(rows, batch)``, collating only the ``i``-th where
+        ``i in keep``; the others come as ``(rows, None)``. One rank's share of the epoch
+        under DDP (:class:`~textrnn.distributed.RoundRobin`), the other ranks' unbuilt.
+
+        >>> batches = BucketBatches([3, 1, 2, 5], collate=list, batch_size=2)
+        >>> list(batches.shard({1}))
+        [(2, None), (2, [2, 1])]
+        """
+        for i, indices in enumerate(self.batches()):
+            yield len(indices), self.collate(indices) if i in keep else None
+
     def padding_fraction(self) -> float:
         """The share of padded positions in this epoch's batches (0 = none)."""
         real = padded = 0

@@ -25,7 +25,7 @@ vocabulary, and each batch reads them as ``@entK`` tokens (:func:`read_slots`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from itertools import chain
 
 import torch
@@ -85,6 +85,16 @@ def _pad(rows: list[list[int]], pad_id: int = 0,
     ids[torch.arange(T) < lengths.unsqueeze(1)] = torch.tensor(list(chain.from_iterable(rows)),
                                                                dtype=torch.long)
     return ids, lengths
+
+
+class _Every:
+    """Holds every batch number: ``QABatches.shard(EVERY)`` is the whole epoch."""
+
+    def __contains__(self, i: object) -> bool:
+        return True
+
+
+EVERY = _Every()
 
 
 class _UnknownIds:
@@ -301,6 +311,15 @@ class QABatches:
         return -(-self.num_examples // self.batch_size)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        for _, batch in self.shard(EVERY):
+            yield batch
+
+    def shard(self, keep: Container[int]) -> Iterator[tuple[int, dict | None]]:
+        """This epoch's batches as ``(rows, batch)``, building only the ``i``-th where
+        ``i in keep``; the others come as ``(rows, None)``, their random draws still made,
+        so that a kept batch is the one the whole epoch has. One rank's share of the epoch
+        under DDP (:class:`~textrnn.distributed.RoundRobin`): the other ranks' batches are
+        never gathered. Iterating the batches is ``shard(EVERY)``."""
         if self.shuffle:
             # One generator per (seed, epoch): the order never depends on global RNG state.
             g = epoch_generator(self.seed, self.epoch)
@@ -314,11 +333,22 @@ class QABatches:
                 batches = pool[torch.randperm(len(pool), generator=g)].split(self.batch_size)
         else:
             g, batches = None, torch.arange(self.num_examples).split(self.batch_size)
-        for idx in batches:
-            batch = _gather(self.encoded, idx)
-            if self.entity_slots:
-                batch = self._read_slots(batch, idx, g)
-            yield batch
+        for i, idx in enumerate(batches):
+            if i in keep:
+                batch = _gather(self.encoded, idx)
+                yield len(idx), self._read_slots(batch, idx, g) if self.entity_slots else batch
+            else:
+                if self.entity_slots and g is not None:
+                    self._slot_draws(len(idx), g)
+                yield len(idx), None
+
+    def _slot_draws(self, B: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """The random draws of one training batch's slot reading, in the order
+        :meth:`_read_slots` uses them: renamed (B,), rate (B, 1), drop and order (B, K)
+        uniforms."""
+        K = self.encoded["entities"].shape[1]
+        return (torch.rand(B, generator=g), torch.rand(B, 1, generator=g),
+                torch.rand(B, K, generator=g), torch.rand(B, K, generator=g))
 
     def _read_slots(self, batch: dict, idx: torch.Tensor, g: torch.Generator | None) -> dict:
         entities = self.encoded["entities"].index_select(0, idx)  # (B, K)
@@ -332,15 +362,15 @@ class QABatches:
             # A share entity_dropout of the examples hides each entity word with its own
             # rate r ~ U(0, 1): from none to all of them, as in a story of new names.
             hideable = self.encoded["hideable"].index_select(0, idx)  # (B, K)
-            renamed = torch.rand(len(idx), generator=g) < self.entity_dropout  # (B,)
-            rate = torch.rand(len(idx), 1, generator=g)  # (B, 1)
-            drop = torch.rand(entities.shape, generator=g) < rate  # (B, K)
+            u_renamed, rate, u_drop, u_order = self._slot_draws(len(idx), g)
+            renamed = u_renamed < self.entity_dropout  # (B,)
+            drop = u_drop < rate  # (B, K)
             hide |= drop & hideable & renamed.unsqueeze(1)
             if lists is not None:  # a list is read whole: all its items slots, or none
                 items, listed = lists.answer_list.clamp(min=0), lists.answer_list >= 0
                 whole = (hide.gather(1, items) & listed).any(1, keepdim=True)  # (B, 1)
                 hide = hide.scatter(1, items, hide.gather(1, items) | (whole & listed))
-            order = torch.rand(entities.shape, generator=g).argsort(-1)  # (B, K)
+            order = u_order.argsort(-1)  # (B, K)
             return read_slots(batch, entities, rank, self.word_vocab, self.answer_vocab, hide,
                               order, lists)
         return slot_views(batch, entities, rank, self.word_vocab, self.answer_vocab, hide,

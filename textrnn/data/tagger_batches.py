@@ -186,29 +186,49 @@ class TaggerBatches:
         return (len(self.words) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        for _, batch in self.shard(range(len(self))):
+            yield batch
+
+    def shard(self, keep: set[int] | range) -> Iterator[tuple[int, dict | None]]:
+        """This epoch's batches as ``(rows, batch)``, building only the ``i``-th where
+        ``i in keep``; the others come as ``(rows, None)``, their word replacements still
+        drawn, so that a kept batch is the one :meth:`__iter__` gives. One rank's share of
+        the epoch under DDP (:class:`~textrnn.distributed.RoundRobin`)."""
         # One stream per epoch: first the order, then the word replacements.
         generator = epoch_generator(self.seed, self.epoch)
         lengths = [len(w) for w in self.words]
-        for idx in bucket_batches(lengths, self.batch_size, self.shuffle, generator):
-            words, lengths = pad_sequences([self.words[i] for i in idx])  # (B, T), (B,)
-            extra = {}
-            if self.lm_vocab:  # the LM's targets: the true words, before any replacement
-                extra["lm_targets"] = words.masked_fill(words >= self.lm_vocab,
-                                                        self.unk_id)  # (B, T)
-            if self.unk_replace:
-                drop = torch.rand(words.shape, generator=generator) < self.unk_replace  # (B, T)
-                words = words.masked_fill(drop & self.singleton[words], self.unk_id)  # (B, T)
-            if self.word_dropout:
-                drop = torch.rand(words.shape, generator=generator) < self.word_dropout  # (B, T)
-                words = words.masked_fill(drop & (words != 0), self.unk_id)  # (B, T)
-            chars, _ = pad_nested([self.chars[i] for i in idx])  # (B, T, W)
-            yield {
-                "words": words,
-                "chars": chars,
-                "case": pad_sequences([self.cases[i] for i in idx])[0],  # (B, T)
-                "lengths": lengths,
-                "tags": pad_sequences([self.tags[i] for i in idx])[0],  # (B, T)
-                "splits": pad_sequences([self.splits[i] for i in idx])[0],  # (B, S)
-                "index": torch.tensor(idx),  # (B,) each row's place in `units`
-                **extra,
-            }
+        for i, idx in enumerate(bucket_batches(lengths, self.batch_size, self.shuffle,
+                                               generator)):
+            if i in keep:
+                yield len(idx), self._collate(idx, generator)
+                continue
+            shape = (len(idx), max(lengths[j] for j in idx))  # (B, T) of the padded words
+            for rate in (self.unk_replace, self.word_dropout):
+                if rate:  # the draws _collate would make, to keep the stream in step
+                    torch.rand(shape, generator=generator)
+            yield len(idx), None
+
+    def _collate(self, idx: list[int], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The batch of rows ``idx``, its word replacements drawn from ``generator``."""
+        words, lengths = pad_sequences([self.words[i] for i in idx])  # (B, T), (B,)
+        extra = {}
+        if self.lm_vocab:  # the LM's targets: the true words, before any replacement
+            extra["lm_targets"] = words.masked_fill(words >= self.lm_vocab,
+                                                    self.unk_id)  # (B, T)
+        if self.unk_replace:
+            drop = torch.rand(words.shape, generator=generator) < self.unk_replace  # (B, T)
+            words = words.masked_fill(drop & self.singleton[words], self.unk_id)  # (B, T)
+        if self.word_dropout:
+            drop = torch.rand(words.shape, generator=generator) < self.word_dropout  # (B, T)
+            words = words.masked_fill(drop & (words != 0), self.unk_id)  # (B, T)
+        chars, _ = pad_nested([self.chars[i] for i in idx])  # (B, T, W)
+        return {
+            "words": words,
+            "chars": chars,
+            "case": pad_sequences([self.cases[i] for i in idx])[0],  # (B, T)
+            "lengths": lengths,
+            "tags": pad_sequences([self.tags[i] for i in idx])[0],  # (B, T)
+            "splits": pad_sequences([self.splits[i] for i in idx])[0],  # (B, S)
+            "index": torch.tensor(idx),  # (B,) each row's place in `units`
+            **extra,
+        }
