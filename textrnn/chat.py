@@ -280,17 +280,6 @@ class Asks(Protocol):
         """Words of ``text`` the model's vocabulary lacks."""
         ...
 
-    def encode(self, story_words: list[list[list[str]]], question_words: list[list[str]]
-               ) -> tuple[dict, list[dict[int, str]]]:
-        """Stories (the kept sentences, as words) and their questions as one batch on the
-        model's device, read as the model reads them (entity slots, slot readings), and
-        per story what its slot and list answers stand for."""
-        batch, meanings = encode_stories(story_words, question_words, self.words,
-                                         self.memory_size, self.entity_slots, self.answers,
-                                         self.bundle.config.slot_draws,
-                                         self.bundle.config.list_slots)
-        return to_device(batch, self.bundle.device), meanings
-
     def answer(self, story: Sequence[str], question: str) -> Answer:
         """The answer to one question about ``story``."""
         ...
