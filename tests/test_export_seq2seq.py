@@ -159,6 +159,17 @@ def test_translations_match_torch_greedy_and_beam(exported, name):
     assert any(t.text for t in got)  # not all empty: the search ran
 
 
+def test_translate_reads_an_export_folder_like_its_checkpoint(exported, capsys):
+    from textrnn.cli import main
+
+    ck, out = next(iter(exported.values()))
+    lines = {}
+    for path in (ck, out):
+        assert main(["translate", "--checkpoint", str(path), "--beam", "3", *SENTENCES[:3]]) == 0
+        lines[path] = capsys.readouterr().out.splitlines()
+    assert lines[out] == lines[ck] and len(lines[out]) == 3
+
+
 def test_runtime_loss_matches_the_checkpoints(exported, tmp_path):
     ck, out = exported["lstm"]
     torch_bundle, onnx_bundle = checkpoint.load(ck), runtime.load(out)

@@ -149,9 +149,17 @@ def cmd_translate(args: argparse.Namespace) -> int:
     """``translate``: print one translation per sentence given, or per line of standard
     input (read and translated ``--batch-size`` lines at a time, a blank line for a blank
     line, so the output lines up with a file piped in)."""
+    from pathlib import Path
+
     from textrnn.pipelines import seq2seq
 
-    bundle = common.load(args, task=TASK)
+    if Path(args.checkpoint).is_dir():  # a `textrnn export` folder: ONNX Runtime
+        from textrnn import runtime
+
+        bundle = runtime.load(args.checkpoint, threads=max(getattr(args, "threads", 1), 1),
+                              task=TASK)
+    else:
+        bundle = common.load(args, task=TASK)
     show = args.show_attention
     if show and len(args.sentences) != 1:
         raise TextrnnError("--show-attention draws one sentence; give exactly one")
@@ -191,7 +199,9 @@ def add_commands(commands) -> None:
         description="Translate each sentence given (or each line of standard input), one "
         "translation per line.",
     )
-    tr.add_argument("--checkpoint", required=True, metavar="FILE", help="a seq2seq checkpoint")
+    tr.add_argument("--checkpoint", required=True, metavar="PATH",
+                    help="a seq2seq checkpoint, or the folder `textrnn export` made of one "
+                    "(run with ONNX Runtime: pip install 'textrnn[onnx]')")
     tr.add_argument("sentences", nargs="*", metavar="SENTENCE",
                     help="sentences to translate (default: the lines of standard input)")
     _add_search_flags(tr, "")
