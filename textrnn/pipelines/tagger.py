@@ -34,6 +34,7 @@ import torch
 from textrnn import checkpoint, models
 from textrnn.checkpoint import Bundle
 from textrnn.data.conll import TaggedSentence, read_tagged
+from textrnn.data.optional import require_seqeval
 from textrnn.data.split import holdout, validation_file
 from textrnn.data.tagger_batches import ENCODING, TaggerBatches, build_vocabs
 from textrnn.device import eval_mode, to_device
@@ -99,6 +100,7 @@ def build(
         DataError: on a malformed file, or a validation tag the training data lacks.
         TextrnnError: on a bad setting.
     """
+    require_seqeval()  # validation scores need it: say so now, not after the first epoch
     for name, p in (("unk_replace", unk_replace), ("word_dropout", word_dropout)):
         if not 0.0 <= p <= 1.0:
             raise TextrnnError(f"--{name.replace('_', '-')} is a probability, in [0, 1]; "
@@ -311,6 +313,7 @@ def evaluate(bundle: Bundle, data: str | PathLike[str], *, agreement: float = 0.
     Raises:
         DataError: on a malformed file or tags the model does not know.
     """
+    require_seqeval()
     sentences = read_tagged(data)
     gold = [s.tags for s in sentences]
     unknown = {t for tags in gold for t in tags} - set(bundle.config.tags)
