@@ -20,9 +20,9 @@ command that needs it fails with one line naming the command that gets it::
 
 seqeval (the tagger's entity-level scores, with scikit-learn and SciPy) is the
 ``tagger`` extra: ``train tagger`` and a tagger's ``eval`` say so in one line first
-(:func:`require_seqeval`). music21 is also what ``sample --abc/--midi`` writes MIDI with: the ``music`` extra
-(``pip install -e '.[music]'`` in a checkout), a normal dependency, so it is installed
-with its own.
+(:func:`require_seqeval`). music21 is also what ``sample --abc/--midi`` writes MIDI
+with: the ``music`` extra (``pip install -e '.[music]'`` in a checkout), a normal
+dependency, so it is installed with its own.
 """
 
 from __future__ import annotations
