@@ -6,8 +6,11 @@ inside quotes, or count the characters of a line. :func:`find` reads a passage
 with the model (through :func:`textrnn.gates.read`, so the states are the layer's
 own), correlates every unit's hidden state ``h_t`` with each property of
 :data:`PROPERTIES`, and keeps the best unit per property. For an LSTM it also
-measures the mean forget gate ``f`` inside and outside quoted text: a model
-that carries a quote across many characters keeps more of its cell state there.
+measures the forget gate ``f`` inside and outside quoted text, per layer: the mean
+over all units, the units whose own mean differs most between the two, and the
+quote-tracking unit's own. A model that carries a quote across many characters
+keeps more of its cell state there, in the few units that carry it: the mean over
+all units can hide them.
 
 The properties are of the text read so far (the state after token ``t`` has
 seen characters ``0..t``), and are pure functions with doctests.
@@ -87,6 +90,64 @@ def correlations(h: Tensor, y: Tensor) -> Tensor:
     return torch.where(denom > 0, r, torch.zeros_like(r)).float()
 
 
+TOP_UNITS = 5  # units listed per layer whose forget gate differs most inside/outside quotes
+FORGET_DIFF = 0.1  # a unit's forget gate "differs" when its two means are further apart
+
+
+@dataclass
+class UnitForget:
+    """One unit's mean forget gate on characters inside quotes and outside."""
+
+    unit: int
+    inside: float
+    outside: float
+
+
+@dataclass
+class LayerForget:
+    """An LSTM layer's forget gate ``f`` inside and outside quoted text.
+
+    Attributes:
+        inside, outside: the mean of ``f`` over all units and the characters inside
+            (outside) quotes.
+        units: the layer's width H. differing: how many units' own means differ by
+            more than :data:`FORGET_DIFF`.
+        top: the :data:`TOP_UNITS` units with the largest ``|inside - outside|``,
+            largest first.
+        per_unit: every unit's own means, (H,) each: inside, outside.
+    """
+
+    inside: float
+    outside: float
+    units: int
+    differing: int
+    top: list[UnitForget]
+    per_unit: tuple[list[float], list[float]] = field(repr=False)
+
+    def unit(self, j: int) -> UnitForget:
+        """Unit ``j``'s own means."""
+        return UnitForget(j, self.per_unit[0][j], self.per_unit[1][j])
+
+
+def split_forget(f: Tensor, quoted: Tensor, top: int = TOP_UNITS) -> LayerForget:
+    """The forget gate inside and outside quotes: over all units and per unit.
+
+    Args:
+        f: (T, H) the forget gate after each character. quoted: (T,) bool, True on
+            the characters inside quotes; both values must occur.
+        top: how many of the most differing units to keep.
+    """
+    f_in = f[quoted].double().mean(0)  # (H,)
+    f_out = f[~quoted].double().mean(0)  # (H,)
+    diff = (f_in - f_out).abs()  # (H,)
+    order = diff.argsort(descending=True, stable=True)[:top].tolist()
+    return LayerForget(
+        float(f_in.mean()), float(f_out.mean()), f.shape[1],
+        int((diff > FORGET_DIFF).sum()),
+        [UnitForget(j, float(f_in[j]), float(f_out[j])) for j in order],
+        (f_in.tolist(), f_out.tolist()))
+
+
 @dataclass
 class Tracked:
     """The unit that best tracks one property.
@@ -99,6 +160,8 @@ class Tracked:
         forget_inside, forget_outside: the LSTM's mean forget gate over all units of
             that layer, on characters with the (binary) property and without; None for a
             GRU or a graded property.
+        unit_forget_inside, unit_forget_outside: the same for ``best_unit``'s own
+            forget gate alone.
     """
 
     name: str
@@ -108,6 +171,8 @@ class Tracked:
     activation: list[float]
     forget_inside: float | None = None
     forget_outside: float | None = None
+    unit_forget_inside: float | None = None
+    unit_forget_outside: float | None = None
 
 
 @dataclass
@@ -116,8 +181,8 @@ class Found:
 
     text: str
     properties: list[Tracked] = field(default_factory=list)
-    # layer title -> (mean f inside quotes, outside), every LSTM layer
-    forget_by_layer: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # layer title -> its forget gate inside and outside quotes, every LSTM layer
+    forget_by_layer: dict[str, LayerForget] = field(default_factory=dict)
 
 
 def find(bundle: Bundle, text: str | None = None, max_chars: int = 20000) -> Found:
@@ -139,30 +204,39 @@ def find(bundle: Bundle, text: str | None = None, max_chars: int = 20000) -> Fou
     quoted = torch.tensor(inside_quotes(text)) > 0  # (T,) bool
     for t in traces:
         if "f" in t.gates and quoted.any() and (~quoted).any():
-            f = t.gates["f"].mean(1)  # (T,): mean over the layer's units
-            found.forget_by_layer[t.title] = (float(f[quoted].mean()), float(f[~quoted].mean()))
+            found.forget_by_layer[t.title] = split_forget(t.gates["f"], quoted)
     for name, prop in PROPERTIES.items():
         y = torch.tensor(prop(text))  # (T,)
         best = max(((t, correlations(t.h, y)) for t in traces),
                    key=lambda pair: float(pair[1].abs().max()))
         trace, r = best
         unit = int(r.abs().argmax())
+        tracked = Tracked(name, trace.title, unit, float(r[unit]), trace.h[:, unit].tolist())
         forget = found.forget_by_layer.get(trace.title) if name == "inside quotes" else None
-        found.properties.append(Tracked(
-            name, trace.title, unit, float(r[unit]), trace.h[:, unit].tolist(),
-            *(forget if forget else (None, None))))
+        if forget:
+            own = forget.unit(unit)
+            tracked.forget_inside, tracked.forget_outside = forget.inside, forget.outside
+            tracked.unit_forget_inside, tracked.unit_forget_outside = own.inside, own.outside
+        found.properties.append(tracked)
     return found
 
 
 def to_json(found: Found) -> dict:
-    """The numbers: per property its best unit, correlation and activation per char."""
+    """The numbers: per property its best unit, correlation and activation per char;
+    per LSTM layer the forget gate inside and outside quotes."""
     return {"text": found.text, "properties": [
         {"name": p.name, "layer": p.layer, "unit": p.best_unit,
          "correlation": p.correlation, "activation": p.activation,
-         "forget_inside": p.forget_inside, "forget_outside": p.forget_outside}
+         "forget_inside": p.forget_inside, "forget_outside": p.forget_outside,
+         "unit_forget_inside": p.unit_forget_inside,
+         "unit_forget_outside": p.unit_forget_outside}
         for p in found.properties],
-        "forget_by_layer": {k: {"inside_quotes": i, "outside": o}
-                            for k, (i, o) in found.forget_by_layer.items()}}
+        "forget_by_layer": {k: {
+            "inside_quotes": f.inside, "outside": f.outside, "units": f.units,
+            "differing": f.differing, "differing_by_more_than": FORGET_DIFF,
+            "top_units": [{"unit": u.unit, "inside_quotes": u.inside, "outside": u.outside}
+                          for u in f.top]}
+            for k, f in found.forget_by_layer.items()}}
 
 
 COLUMNS = 90  # characters per row of the text grid (the passage's lines fit)
@@ -185,20 +259,35 @@ def _grid(text: str) -> list[list[tuple[int, str]]]:
     return [r for r in rows if r]
 
 
+def _forget_rows(found: Found) -> list[tuple[str, UnitForget | LayerForget]]:
+    """The forget panel's bars, top to bottom: per LSTM layer the mean over all units,
+    the quote-tracking unit (if it is in that layer), then the most differing units."""
+    tracker = next((p for p in found.properties if p.unit_forget_inside is not None), None)
+    rows: list[tuple[str, UnitForget | LayerForget]] = []
+    for title, f in found.forget_by_layer.items():
+        rows.append((f"{title}: all {f.units} units", f))
+        tracks = tracker.best_unit if tracker and tracker.layer == title else None
+        if tracks is not None:
+            rows.append((f"unit {tracks} (tracks quotes)", f.unit(tracks)))
+        rows += [(f"unit {u.unit}", u) for u in f.top if u.unit != tracks]
+    return rows
+
+
 def plot(found: Found, path: str | PathLike[str], chars: int = 400) -> None:
     """The passage, one panel per property, each character on the colour of the best
     unit's ``h`` after reading it (Karpathy et al.'s picture); with an LSTM, a last
-    panel of the mean forget gate inside and outside quotes. Written atomically."""
+    panel of the forget gate inside and outside quotes: per layer the mean over all
+    units, the quote-tracking unit's own, and the units that differ most. Written
+    atomically."""
     import numpy as np
 
     from textrnn.figures import figure, save_png
 
     text = found.text[:chars]
     rows = _grid(text)
-    has_forget = bool(found.forget_by_layer)
-    forget_height = 0.9 + 0.45 * len(found.forget_by_layer)
+    bars = _forget_rows(found)
     heights = [0.8 + 0.22 * len(rows)] * len(found.properties) + (
-        [forget_height] if has_forget else [])
+        [0.9 + 0.42 * len(bars)] if bars else [])
     fig = figure(12.0, sum(heights) + 0.4)
     axes = fig.subplots(len(heights), 1, squeeze=False, height_ratios=heights)[:, 0]
     for ax, p in zip(axes, found.properties, strict=False):
@@ -219,21 +308,23 @@ def plot(found: Found, path: str | PathLike[str], chars: int = 400) -> None:
                      f"(correlation {p.correlation:+.2f} over {len(found.text)} characters)",
                      fontsize="medium", loc="left")
         fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01, label="h (tanh units)")
-    if has_forget:
+    if bars:
         ax = axes[-1]
-        names = list(found.forget_by_layer)
-        inside = [found.forget_by_layer[n][0] for n in names]
-        outside = [found.forget_by_layer[n][1] for n in names]
-        y = np.arange(len(names))
-        for shift, values, label in ((-0.2, inside, "inside quotes"),
-                                     (0.2, outside, "outside quotes")):
-            bars = ax.barh(y + shift, values, height=0.38, label=label)
-            ax.bar_label(bars, fmt="%.3f", padding=3, fontsize="small")
-        ax.set_yticks(y, names)
-        ax.invert_yaxis()  # layer 0 on top
-        ax.set_xlim(0, 1.1)
-        ax.set_xlabel("mean forget gate f (1 = keep the cell state)")
-        ax.set_title("LSTM forget gate inside and outside quoted text", fontsize="medium",
-                     loc="left")
+        y = np.arange(len(bars))
+        for shift, side, label in ((-0.2, "inside", "inside quotes"),
+                                   (0.2, "outside", "outside quotes")):
+            drawn = ax.barh(y + shift, [getattr(v, side) for _, v in bars], height=0.38,
+                            label=label)
+            ax.bar_label(drawn, fmt="%.3f", padding=3, fontsize="small")
+        ax.set_yticks(y, [name for name, _ in bars])
+        ax.invert_yaxis()  # layer 0's mean on top
+        ax.set_xlim(0, 1.12)
+        ax.set_xlabel("mean forget gate f over the characters (1 = keep the cell state)")
+        differing = ", ".join(f"{f.differing} of {f.units} in {title}"
+                              for title, f in found.forget_by_layer.items())
+        ax.set_title(f"LSTM forget gate inside and outside quotes ({len(found.text)} "
+                     f"characters): the mean over all units, the quote unit's own, the "
+                     f"{TOP_UNITS} units that differ most\nunits whose means differ by more "
+                     f"than {FORGET_DIFF}: {differing}", fontsize="medium", loc="left")
         ax.legend(loc="lower right", fontsize="small")
     save_png(fig, path)

@@ -79,10 +79,17 @@ def cmd_neurons(args: argparse.Namespace) -> int:
     neurons.plot(found, out, chars=args.show_chars)
     lines = [f"wrote {out}"] + [
         f"{p.name}: unit {p.best_unit} of {p.layer} (correlation {p.correlation:+.2f}); "
-        f"mean forget gate inside {p.forget_inside:.3f}, outside {p.forget_outside:.3f}"
+        f"mean forget gate inside {p.forget_inside:.3f}, outside {p.forget_outside:.3f}; "
+        f"unit {p.best_unit}'s own: inside {p.unit_forget_inside:.3f}, outside "
+        f"{p.unit_forget_outside:.3f}"
         if p.forget_inside is not None else
         f"{p.name}: unit {p.best_unit} of {p.layer} (correlation {p.correlation:+.2f})"
-        for p in found.properties]
+        for p in found.properties] + [
+        f"forget gate of {title}, inside / outside quotes: all {f.units} units "
+        f"{f.inside:.3f} / {f.outside:.3f}; {f.differing} of {f.units} units differ by more "
+        f"than {neurons.FORGET_DIFF}; most: "
+        + ", ".join(f"unit {u.unit} {u.inside:.3f} / {u.outside:.3f}" for u in f.top)
+        for title, f in found.forget_by_layer.items()]
     _emit(args, "\n".join(lines), {"picture": str(out), **neurons.to_json(found)})
     return 0
 
