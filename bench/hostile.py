@@ -24,7 +24,8 @@ class Hostile:
     name: str
     parts: tuple[bytes, ...]
     pause_s: float = 0.0
-    expect: str = "4xx"  # what a server holding its limits does: "4xx", or "closed"
+    # what a server holding its limits does: "4xx", "closed", or "4xx|closed" (either)
+    expect: str = "4xx"
 
 
 def _head(path: str, extra: str) -> bytes:
@@ -48,10 +49,14 @@ def build(path: str = "/api/answer", body_limit: int = BODY_LIMIT) -> list[Hosti
     chunks = body_limit // 0x10000 + 2  # past the limit
     question = b'"Where is Mary?"'
     return [
-        # No length declared: only counting the bytes as they come stops it (413).
+        # No length declared: only counting the bytes as they come stops it (413). The
+        # client is still sending when the 413 comes and the server closes, so the
+        # client's kernel may take the server's reset before the reply is read (the
+        # race a lingering close avoids, RFC 9112 9.6): "closed" holds the limit too.
         Hostile(
             "chunked oversize",
             (_head(path, "Transfer-Encoding: chunked\r\n"), *[chunk] * chunks, b"0\r\n\r\n"),
+            expect="4xx|closed",
         ),
         Hostile("declared oversize", (_head(path, f"Content-Length: {100 * body_limit}\r\n"),)),
         # Shorter than declared, then nothing: the body timeout (408).
@@ -155,7 +160,9 @@ def verdict(outcomes: Counter, requests: list[Hostile]) -> list[str]:
     expect = {r.name: r.expect for r in requests}
     bad = []
     for (name, outcome), count in sorted(outcomes.items()):
-        ok = outcome == "closed" if expect[name] == "closed" else outcome[:1] == "4"
+        allowed = expect[name].split("|")
+        ok = ("closed" in allowed and outcome == "closed") or (
+            "4xx" in allowed and outcome[:1] == "4")
         if not ok:
             bad.append(f"{name}: {outcome} x{count}")
     return bad

@@ -59,7 +59,13 @@ def test_every_hostile_request_gets_the_reply_its_limit_gives(hostile, qa_checkp
         "deep nesting": "400",
         "not http": "400",
     }
-    assert outcomes == Counter({(name, code): 2 for name, code in expected.items()})
+    # A chunked oversize request may lose its 413 to the server's reset while the client
+    # still sends (bench/hostile.py): either outcome, two of them in all.
+    racy = {k: v for k, v in outcomes.items() if k[0] == "chunked oversize"}
+    assert sum(racy.values()) == 2 and {code for _, code in racy} <= {"413", "closed"}
+    del expected["chunked oversize"]
+    rest = Counter({k: v for k, v in outcomes.items() if k[0] != "chunked oversize"})
+    assert rest == Counter({(name, code): 2 for name, code in expected.items()})
 
 
 def test_the_verdict_names_what_a_server_should_not_do(hostile):
@@ -71,10 +77,15 @@ def test_the_verdict_names_what_a_server_should_not_do(hostile):
             ("slow body", "pending"): 2,
             ("slow headers", "closed"): 1,
             ("slow headers", "200"): 1,
+            ("chunked oversize", "closed"): 1,  # the reset race: the limit held
+            ("chunked oversize", "200"): 1,
+            ("declared oversize", "closed"): 1,  # nothing in flight: it owes a 413
         }
     )
     assert hostile.verdict(outcomes, requests) == [
         "bad json: 500 x1",
+        "chunked oversize: 200 x1",
+        "declared oversize: closed x1",
         "slow body: pending x2",
         "slow headers: 200 x1",
     ]
