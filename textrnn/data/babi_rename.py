@@ -20,7 +20,7 @@ from os import PathLike
 from pathlib import Path
 
 from textrnn.data.babi import QAExample, answer_tokens, read_babi, sentence_words, task_files
-from textrnn.data.entities import entity_words, knowledge_cues, name_words, thing_words
+from textrnn.data.entities import all_entities, knowledge_cues, name_words
 from textrnn.data.split import Written
 from textrnn.errors import DataError
 
@@ -100,7 +100,7 @@ def write_renamed(source: str | PathLike[str], out: str | PathLike[str]) -> dict
     for task, path in task_files(source, None, "test").items():
         lines = path.read_text(encoding="utf-8").splitlines()
         examples = per_task.get(task, [])
-        entities = entity_words(examples) | thing_words(examples)
+        entities = all_entities(examples)
         mapping = renaming(lines, entities, taken, knowledge_cues(examples))
         target = out / path.name
         target.write_text("".join(rename_line(line, mapping) + "\n" for line in lines),
@@ -124,7 +124,7 @@ def rename_examples(examples: Sequence[QAExample], train: Sequence[QAExample],
         train: the training examples the entity words and knowledge cues come from.
         taken: words the new ones must not be (every training word).
     """
-    entities = entity_words(train) | thing_words(train)
+    entities = all_entities(train)
     names, keep = name_words(train, entities), knowledge_cues(train)
     new_names = iter(n.lower() for n in NEW_NAMES if n.lower() not in taken)
     new_nouns = iter(n for n in NEW_NOUNS if n not in taken)

@@ -68,6 +68,7 @@ def entity_words(examples: Iterable[QAExample]) -> set[str]:
 
 # Words that follow "the" but name a relation, not a thing ("to the left of", bAbI 17).
 RELATION_WORDS = frozenset("left right top bottom middle side end way".split())
+NOT_THINGS = RELATION_WORDS | FUNCTION_ANSWERS  # after "the", but not a thing
 
 
 def thing_words(examples: Iterable[QAExample]) -> set[str]:
@@ -83,7 +84,13 @@ def thing_words(examples: Iterable[QAExample]) -> set[str]:
     """
     return {s[i + 1] for ex in examples for s in [*ex.story, ex.question]
             for i in range(len(s) - 1)
-            if s[i] == "the" and s[i + 1] not in RELATION_WORDS | FUNCTION_ANSWERS}
+            if s[i] == "the" and s[i + 1] not in NOT_THINGS}
+
+
+def all_entities(examples: Sequence[QAExample]) -> set[str]:
+    """:func:`entity_words` and :func:`thing_words` together: every word a slot may
+    stand for, what training hides and the renamed test renames."""
+    return entity_words(examples) | thing_words(examples)
 
 
 def name_words(examples: Iterable[QAExample], entities: set[str]) -> set[str]:

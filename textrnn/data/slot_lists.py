@@ -110,14 +110,13 @@ def list_meanings(longest: int, words: list[str | None], first: int) -> dict[int
     {11: 'mary,john'}
     """
     named = [k for k, w in enumerate(words) if w is not None]
-    row = _rows(len(words), longest)
-    return {first + row[chosen]: ",".join(words[k] for k in chosen)
+    row = _lookup(len(words), longest)  # (2**K,): slot set's bit mask -> its class
+    return {first + int(row[sum(1 << k for k in chosen)]): ",".join(words[k] for k in chosen)
             for n in range(2, min(longest, len(named)) + 1)
             for chosen in combinations(named, n)}
 
 
 @cache
-def _rows(slots: int, longest: int) -> dict[tuple[int, ...], int]:
-    """Slot set (ascending) -> its row of ``list_table(slots, longest)``."""
-    return {tuple(k for k in r if k >= 0): c
-            for c, r in enumerate(list_table(slots, longest).tolist())}
+def _lookup(slots: int, longest: int) -> torch.Tensor:
+    """:func:`list_lookup` of ``list_table(slots, longest)``, made once per model shape."""
+    return list_lookup(list_table(slots, longest), slots)

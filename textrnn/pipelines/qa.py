@@ -31,7 +31,7 @@ from textrnn import models
 from textrnn.chat import Answer, Answerer
 from textrnn.checkpoint import Bundle
 from textrnn.data.babi import GENERATED_TASK, TASK_NAMES, QAExample, read_babi, task_files
-from textrnn.data.entities import entity_words, name_words, thing_words
+from textrnn.data.entities import all_entities, name_words
 from textrnn.data.qa_batches import QABatches, build_vocabs
 from textrnn.data.slot_lists import LONGEST
 from textrnn.data.split import holdout
@@ -101,7 +101,7 @@ def build(
     slots = {"memory_size": config.memory_size, "entity_slots": config.entity_slots,
              "list_slots": config.list_slots}
     val_slots = {**slots, "slot_draws": config.slot_draws}
-    entities = entity_words(train) | thing_words(train)
+    entities = all_entities(train)
     train_data = QABatches(train, words, answers, batch_size=batch_size, shuffle=True,
                            seed=seed, entities=frozenset(entities),
                            names=frozenset(name_words(train, entities)),
