@@ -22,6 +22,10 @@ that ran straight through. A resume refuses changed model settings and any train
 setting the saved optimizer, schedule or best score depend on (see
 :data:`textrnn.resume.SAFE_TO_CHANGE`), and cuts ``metrics.jsonl`` back to the checkpoint's step.
 
+With ``cfg.ema`` what is validated and saved is an exponential moving average of the
+weights (:mod:`textrnn.averaging`); ``model`` itself trains, and ends, with its own weights,
+which the checkpoints keep beside the average, for ``--resume``.
+
 Only one training at a time may use a run folder (see :func:`~textrnn.runlog.lock_run_folder`).
 
 Under ``torchrun`` the same loop trains with DistributedDataParallel (see
@@ -48,6 +52,7 @@ import torch
 from torch import nn
 
 from textrnn import checkpoint, distributed
+from textrnn.averaging import WeightAverage
 from textrnn.device import resolve_device, to_device
 from textrnn.errors import TextrnnError
 from textrnn.progress import Progress
@@ -95,6 +100,9 @@ class TrainConfig:
     # stop once this many evaluations in a row have not bettered the best-checkpoint
     # metric (early stopping); 0 = never
     patience: int = 0
+    # validate and save (best.pt, last.pt) an exponential moving average of the weights
+    # with this decay (e.g. 0.999; warmed up over the first steps); 0 = off
+    ema: float = 0.0
     # under torchrun: the most seconds a rank waits for the others (a dead or stuck peer
     # ends the run with an error after it); must exceed the longest evaluation
     dist_timeout: float = 600.0
@@ -108,6 +116,8 @@ class TrainConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1) (0 = off), got {self.ema}")
 
 
 class _Budget:
@@ -255,6 +265,7 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
     total = None if total == math.inf else int(total)
     budget = _Budget(cfg)  # restarted below with the time a resumed run had used
     scheduler = _make_scheduler(cfg, optimizer, total, budget)
+    ema = WeightAverage(model, cfg.ema)  # with ema 0 it does nothing
     autocast = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"
     )
@@ -281,6 +292,7 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
         raw = read_resume(path, model, cfg, device)
         s.update(restore(path, raw, model, optimizer, scheduler))
         restore_rank(path, raw, model, rank, world, cfg.seed)  # RNG, the LM's carried state
+        ema.resume(path, raw["extra"].get("ema"), model)  # the model held the average
         if hasattr(train_data, "load_state_dict"):  # e.g. the epoch mix of QA's focus
             train_data.load_state_dict(raw["extra"].get("data", {}))
         last_metrics = raw["metrics"]
@@ -304,28 +316,30 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
         rng, carried = rank_states(model, world)
         if not main:
             return
-        checkpoint.save(
-            out / name,
-            model=model,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            step=s["step"],
-            epoch=s["epoch"],
-            batch_in_epoch=s["batch_in_epoch"],
-            metrics=metrics,
-            train_config=asdict(cfg),
-            rng=rng,
-            extra={"best": s["best"], "best_loss": s["best_loss"],
-                   "elapsed": time.monotonic() - started,
-                   "budget_used": budget.used(), "stale": s["stale"], "world_size": world,
-                   "carried": carried,
-                   "data": train_data.state_dict() if hasattr(train_data, "state_dict") else {}},
-        )
+        with ema.applied(model) as averaged:  # the average is the checkpoint's state_dict
+            checkpoint.save(
+                out / name,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                step=s["step"],
+                epoch=s["epoch"],
+                batch_in_epoch=s["batch_in_epoch"],
+                metrics=metrics,
+                train_config=asdict(cfg),
+                rng=rng,
+                extra={"best": s["best"], "best_loss": s["best_loss"],
+                       "elapsed": time.monotonic() - started,
+                       "budget_used": budget.used(), "stale": s["stale"], "world_size": world,
+                       "carried": carried, "ema": averaged,
+                       "data": train_data.state_dict() if hasattr(train_data, "state_dict")
+                       else {}},
+            )
 
     def evaluate(scheduled: bool) -> None:
         nonlocal last_metrics, losses
         model.eval()
-        with torch.no_grad(), autocast:
+        with torch.no_grad(), autocast, ema.applied(model):
             metrics = model.evaluate(to_device(b, device) for b in val_data)
         model.train()
         # Every rank evaluated the same weights; rank 0's numbers make the decisions below
@@ -385,6 +399,7 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
                     if cfg.grad_clip > 0:  # DDP's backward has averaged the gradients
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                     optimizer.step()
+                    ema.update(model)
                     ntok = model.num_tokens(batch) if hasattr(model, "num_tokens") else 0
                     loss_value, ntok, interrupt.hit = agree(loss.item() * step.share / world,
                                                             ntok, interrupt.hit)
