@@ -283,8 +283,9 @@ def test_loss_goes_down_on_toy_data(arch):
     means = train(model, batches, epochs=6, lr=0.02)
     assert means[-1] < 0.9 * means[0]  # chance is ln 5 = 1.61
     metrics = model.evaluate(batches)
-    assert set(metrics) == {"val_loss", "val_acc", "val_ece", "val_unsure_below", "val_acc_task1"}
-    assert 0.0 <= metrics["val_ece"] <= 1.0
+    assert set(metrics) == {"val_loss", "val_acc", "val_ece", "val_unsure_below", "val_acc_task1",
+                            "val_temperature"}
+    assert 0.0 <= metrics["val_ece"] <= 1.0 and 0.0 < metrics["val_temperature"]
 
 
 def test_lstm_reader_reads_the_last_words_right_aligned():

@@ -31,6 +31,7 @@ import torch
 from textrnn import checkpoint
 from textrnn.data.babi import sentence_words
 from textrnn.data.qa_batches import encode_stories
+from textrnn.data.slot_reading import slotted
 from textrnn.device import to_device
 from textrnn.errors import CheckpointError
 from textrnn.vocab import Vocab
@@ -151,7 +152,8 @@ class Answerer:
         batch, meanings = encode_stories(story_words, question_words, self.words,
                                          self.memory_size, self.entity_slots, self.answers,
                                          self.bundle.config.slot_draws,
-                                         self.bundle.config.list_slots)
+                                         self.bundle.config.list_slots,
+                                         slotted(self.bundle.vocabs))
         return to_device(batch, self.bundle.device), meanings
 
     def answer(self, story: Sequence[str], question: str) -> Answer:

@@ -20,6 +20,9 @@ A checkpoint is one self-describing ``torch.save`` file holding plain data only
       "extra": {...},                      # free-form, e.g. the best score so far
     }
 
+With ``TrainConfig.ema`` the ``state_dict`` is the moving average of the weights and
+``extra["ema"]`` holds the trained ones (:mod:`textrnn.averaging`); readers need not know.
+
 The model is rebuilt through the registry, never unpickled:
 ``MODELS[task](MODELS[task].config_class(**model_config))`` then
 ``load_state_dict``. Vocabularies come back from the file, never from the data.
@@ -368,6 +371,8 @@ def load(path: str | PathLike[str], map_location: Any = "cpu", task: str | None 
             f"{path}: checkpoint does not match its {raw['task']!r} model: {reason}"
         ) from err
     model.to(map_location).eval()
+    if hasattr(model, "calibrate"):  # e.g. the QA model's answer temperature
+        model.calibrate(dict(raw.get("metrics", {})))
     return Bundle(
         task=raw["task"],
         model=model,

@@ -173,6 +173,8 @@ def load(path: str | PathLike[str], threads: int = 1, task: str | None = None):
     vocabs = {name: Vocab.from_dict(d) for name, d in meta["vocabs"].items()}
     model = _onnx_model(task)(session, config, meta)
     model.vocabs = vocabs  # as a task model has them
+    if hasattr(model, "calibrate"):  # as checkpoint.load does
+        model.calibrate(dict(meta.get("metrics", {})))
     bundle = Bundle(task=task, model=model.eval(), vocabs=vocabs, config=config,
                     metrics=dict(meta.get("metrics", {})), step=meta.get("step", 0), raw={})
     if task == "qa":

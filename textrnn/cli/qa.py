@@ -38,7 +38,8 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
                              "validation error, so the kinds still wrong get more steps; 0 = "
                              f"every question once an epoch (default: {qa.FOCUS})")
     flags.add_config_flags(parser, QAConfig, skip=qa.DERIVED, choices={
-        "arch": sorted(ARCHS), "hop_init": ("normal", "eye"), "weight_tying": ("adjacent",)})
+        "arch": sorted(ARCHS), "hop_init": ("normal", "eye"), "weight_tying": ("adjacent",),
+        "slot_reading": ("all", "unknown")})
     # Memory networks like a larger step than the trainer's default and no tight clip;
     # decaying it linearly to 0 settles the yes/no answers (QA6-10k: 95-97% with a
     # constant 0.01, 99.7% with 0.005 -> 0 and --answer-hidden 64). The answer layer
@@ -49,7 +50,8 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     # machine, spins) at every step.
     parser.set_defaults(lr=0.005, schedule="linear", grad_clip=40.0, epochs=30,
                         batch_size=32, answer_hidden=64, threads=1,
-                        entity_slots=qa.ENTITY_SLOTS, list_slots=qa.LONGEST)
+                        entity_slots=qa.ENTITY_SLOTS, list_slots=qa.LONGEST,
+                        slot_reading=qa.SLOT_READING)
 
 
 def train(args: argparse.Namespace) -> int:

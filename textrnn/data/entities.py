@@ -14,9 +14,20 @@ set never held has no embedding, so every such word would read as ``<unk>`` and
   probability ``entity_dropout``, and the slot numbers are shuffled per example,
   so no slot means a fixed word.
 
-Known words keep their own embedding, so what the training data teaches about a
-word ("hungry" people go to the kitchen) is not lost; only words the model never
-saw, or that training hid on purpose, are slots. We chose slots over a pointer
+Two readings (``QAConfig.slot_reading``):
+
+- ``"all"`` (the default since 2026-12-02): every known entity word but the cues that
+  knowledge answers come from (:func:`slotted_words`; "hungry" people go to the
+  kitchen, so "hungry" stays a word) is read as a slot too, in training and in
+  answering alike. A story of new names is then read exactly as the same story of
+  known ones, so the model answers about a person's own people and places as well as
+  about the training set's; the price is that no name keeps an embedding of its own.
+- ``"unknown"`` (checkpoints from before): known words keep their own embedding; only
+  words the model never saw, or that training hid on purpose, are slots. Stories of
+  all-new names are then read differently from the ones the model knows best, and
+  the renamed bAbI test lost up to 20 points on some kinds.
+
+We chose slots over a pointer
 into the story because they work unchanged with every architecture (the model
 sees words and answers classes, as before) and the answer of a question about an
 unseen name is still a single class.
@@ -154,3 +165,38 @@ def knowledge_cues(examples: Sequence[QAExample]) -> set[str]:
     return {w for ex in examples if not answerable_from_story(ex)
             for w in [*(w for s in [*ex.story, ex.question] for w in s),
                       *answer_tokens(ex.answer.lower())]}
+
+
+# A word that at least this share of its stories answer from knowledge, not from the story,
+# is a cue that knowledge comes from ("hungry", "wolves"): bAbI en-10k's cues are >= 0.2,
+# every other word <= 0.07 (task 20's pajamas), so the line falls in a wide gap.
+CUE_SHARE = 0.1
+
+
+def slotted_words(examples: Sequence[QAExample]) -> set[str]:
+    """The known words that every story is read with as slots (``slot_reading="all"``):
+    :func:`all_entities` but the cues that knowledge answers come from (a word that
+    :data:`CUE_SHARE` of its examples answer from what the training data teaches), and
+    with the one-off names among those cues ("Gertrude is a sheep. What is gertrude
+    afraid of?") slotted again. A story of known names is then read exactly as the same
+    story with new ones.
+
+    >>> from textrnn.data.babi import parse_babi
+    >>> ex = parse_babi(["1 Gertrude is a sheep.", "2 Sheep are afraid of wolves.",
+    ...                  "3 What is gertrude afraid of?\\twolf\\t1 2",
+    ...                  "1 Mary went to the garden.", "2 Where is Mary?\\tgarden\\t1"])
+    >>> sorted(slotted_words(ex))
+    ['garden', 'gertrude', 'mary']
+    """
+    entities = all_entities(examples)
+    seen: dict[str, int] = dict.fromkeys(entities, 0)
+    taught = dict(seen)
+    subjects = {s[0] for ex in examples for s in ex.story if s}
+    for ex in examples:
+        knowledge = not answerable_from_story(ex)
+        words = {w for s in [*ex.story, ex.question] for w in s}
+        for word in (words | set(answer_tokens(ex.answer.lower()))) & entities:
+            seen[word] += 1
+            taught[word] += knowledge
+    cues = {w for w in entities if taught[w] >= CUE_SHARE * seen[w] > 0}
+    return (entities - cues) | (cues & name_words(examples, entities) & subjects)

@@ -35,7 +35,7 @@ from textrnn.data.babi import QAExample
 from textrnn.data.entities import answerable_from_story, first_mentions, slot_names
 from textrnn.data.focus import Focus
 from textrnn.data.slot_lists import list_lookup, list_meanings, list_ranks, list_table
-from textrnn.data.slot_reading import Lists, read_slots, slot_views
+from textrnn.data.slot_reading import Lists, UnknownIds, read_slots, slot_views
 from textrnn.vocab import Vocab
 
 
@@ -97,20 +97,10 @@ class _Every:
 EVERY = _Every()
 
 
-class _UnknownIds:
-    """Word -> id that gives each unknown word an id of its own, counting up from the
-    vocabulary's size (so two unknown names stay two names)."""
-
-    def __init__(self, stoi: dict[str, int]) -> None:
-        self.stoi = stoi
-
-    def get(self, word: str, default: int) -> int:
-        return self.stoi.setdefault(word, len(self.stoi))
-
-
 def _encode(examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Vocab,
             memory_size: int, entity_slots: int = 0, entities: frozenset[str] = frozenset(),
-            names: frozenset[str] = frozenset(), list_slots: int = 0) -> dict[str, torch.Tensor]:
+            names: frozenset[str] = frozenset(), list_slots: int = 0,
+            slotted: frozenset[str] | None = None) -> dict[str, torch.Tensor]:
     """Encode all examples into the tables described in the module docstring.
 
     With ``entity_slots`` K > 0, an unknown word gets an id of its own from
@@ -119,12 +109,19 @@ def _encode(examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Voca
     unknown one, with which of them training may hide (``hideable``): all, if the
     answer is in the story; else only the ``names``; with ``list_slots`` L, a list
     answer's items as entity ranks (``answer_list``, :mod:`textrnn.data.slot_lists`).
+    With ``slotted`` (``slot_reading="all"``), the words of ``slotted`` are read as
+    unknown ones: the entity words are the unknown words, every one a slot.
     """
     if memory_size < 1:
         raise ValueError(f"memory_size must be >= 1, got {memory_size}")
     stoi, unk = dict(word_vocab.stoi), word_vocab.unk_id
+    if slotted is not None:
+        # A slotted word is read as a word never seen: a slot, or <unk> beyond K entities,
+        # so a story of known names is the same story as one of new names, even past K.
+        for word in slotted:
+            stoi.pop(word, None)
     if entity_slots:
-        unknown_ids = _UnknownIds(stoi)  # stoi grows by the unknown words it meets
+        unknown_ids = UnknownIds(stoi, len(word_vocab))  # stoi grows by the unknown words it meets
         stoi_get = unknown_ids.get
     else:
         def stoi_get(w: str, default: int) -> int:
@@ -150,6 +147,9 @@ def _encode(examples: Sequence[QAExample], word_vocab: Vocab, answer_vocab: Voca
     hideable: list[list[bool]] = []
     previous: list[list[str]] = []
     known = len(word_vocab)
+
+    if slotted is not None:
+        entities = frozenset()  # the slotted words are unknown ones now
 
     def is_entity(word: str) -> bool:
         return word in entities or stoi[word] >= known  # stoi has every word by now
@@ -250,6 +250,11 @@ class QABatches:
         entity_dropout: with ``shuffle`` (training), the share of examples that read
             known entity words as slots, each with a rate drawn from U(0, 1) per
             example; slot numbers are drawn at random.
+        slotted: with ``entity_slots``, read every story with these known words as slots,
+            in training and answering alike (``slot_reading="all"``,
+            :func:`~textrnn.data.entities.slotted_words`); ``entities``, ``names`` and
+            ``entity_dropout`` are then unused. None: only unknown words are slots, and
+            training hides known ones at random.
         list_slots: with ``entity_slots``, L > 1 reads a list answer of hidden words as
             the list class of their slots (:mod:`textrnn.data.slot_lists`).
         focus: with ``shuffle``, φ of :mod:`textrnn.data.focus`: after each evaluation
@@ -268,7 +273,8 @@ class QABatches:
                  memory_size: int = 50, entity_slots: int = 0,
                  entities: frozenset[str] = frozenset(), names: frozenset[str] = frozenset(),
                  entity_dropout: float = 0.0, slot_draws: int = 1, bucket: int = 0,
-                 list_slots: int = 0, focus: float = 0.0) -> None:
+                 list_slots: int = 0, focus: float = 0.0,
+                 slotted: frozenset[str] | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0.0 <= entity_dropout <= 1.0:
@@ -280,8 +286,10 @@ class QABatches:
         self.entity_slots, self.entity_dropout = entity_slots, entity_dropout
         self.slot_draws, self.bucket = slot_draws, bucket
         self.list_slots = list_slots if entity_slots and list_slots > 1 else 0
+        self.read_all = slotted is not None
         self.encoded = _encode(examples, word_vocab, answer_vocab, memory_size, entity_slots,
-                               frozenset(entities), frozenset(names), self.list_slots)
+                               frozenset(entities), frozenset(names), self.list_slots,
+                               None if slotted is None else frozenset(slotted))
         self.lookup = (list_lookup(list_table(entity_slots, list_slots), entity_slots)
                        if self.list_slots else None)
         self.num_examples = len(examples)
@@ -358,6 +366,10 @@ class QABatches:
         if self.lookup is not None:
             lists = Lists(self.encoded["answer_list"].index_select(0, idx), self.lookup,
                           len(self.answer_vocab))
+        if g is not None and self.read_all:  # training: the same words, shuffled numbers
+            order = self._slot_draws(len(idx), g)[3].argsort(-1)  # (B, K)
+            return read_slots(batch, entities, rank, self.word_vocab, self.answer_vocab, hide,
+                              order, lists)
         if g is not None:  # training: hide known ones too, under shuffled slot numbers
             # A share entity_dropout of the examples hides each entity word with its own
             # rate r ~ U(0, 1): from none to all of them, as in a story of new names.
@@ -380,6 +392,7 @@ class QABatches:
 def encode_stories(stories: Sequence[list[list[str]]], questions: Sequence[list[str]],
                    word_vocab: Vocab, memory_size: int = 50, entity_slots: int = 0,
                    answer_vocab: Vocab | None = None, slot_draws: int = 1, list_slots: int = 0,
+                   slotted: frozenset[str] | None = None,
                    ) -> tuple[dict[str, torch.Tensor], list[dict[int, str]]]:
     """Encode user stories and one question about each as one batch (for the chat).
 
@@ -392,6 +405,7 @@ def encode_stories(stories: Sequence[list[list[str]]], questions: Sequence[list[
         answer_vocab: the model's answers (needed with ``entity_slots``).
         slot_draws: numberings of the slots to average the answer over.
         list_slots: the model's longest list class (0: none).
+        slotted: the known words the model reads as slots too (``slot_reading="all"``).
 
     Returns:
         A batch like :class:`QABatches` yields, with ``answer`` -100 and ``task`` 0, and
@@ -412,16 +426,18 @@ def encode_stories(stories: Sequence[list[list[str]]], questions: Sequence[list[
     examples = [QAExample([list(s) for s in story], list(q), "", [])
                 for story, q in zip(stories, questions, strict=True)]
     answer_vocab = answer_vocab if answer_vocab is not None else Vocab([], specials=())
-    enc = _encode(examples, word_vocab, answer_vocab, memory_size, entity_slots)
+    enc = _encode(examples, word_vocab, answer_vocab, memory_size, entity_slots,
+                  slotted=slotted)
     idx = torch.arange(len(examples))
     batch = _gather(enc, idx)
     if not entity_slots:
         return batch, [{} for _ in examples]
     entities, rank = enc["entities"], enc["answer_rank"]
-    hide = entities >= len(word_vocab)  # (B, K): the words the model does not know
+    hide = entities >= len(word_vocab)  # (B, K): the words the model does not know (or slotted)
     batch = slot_views(batch, entities, rank, word_vocab, answer_vocab, hide, slot_draws)
     first = answer_vocab.stoi["@ent1"]
-    meanings = [{first + k: word for k, word in enumerate(words) if word not in word_vocab.stoi}
+    meanings = [{first + k: word for k, word in enumerate(words)
+                 if slotted is not None or word not in word_vocab.stoi}
                 for words in enc["entity_words"]]
     if entity_slots and list_slots > 1:
         for meaning in meanings:

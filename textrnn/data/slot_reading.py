@@ -13,6 +13,25 @@ from textrnn.data.slot_lists import list_targets
 from textrnn.vocab import Vocab
 
 
+def slotted(vocabs: dict[str, Vocab]) -> frozenset[str] | None:
+    """The known words a model reads as slots (``slot_reading="all"``: its ``"slotted"``
+    vocabulary), or None: it reads only unknown words as slots."""
+    return frozenset(vocabs["slotted"].itos) if "slotted" in vocabs else None
+
+
+class UnknownIds:
+    """Word -> id that gives each unknown word an id of its own, counting up from the
+    vocabulary's size (so two unknown names stay two names)."""
+
+    def __init__(self, stoi: dict[str, int], size: int) -> None:
+        self.stoi, self.next = stoi, size
+
+    def get(self, word: str, default: int) -> int:
+        if word not in self.stoi:
+            self.stoi[word], self.next = self.next, self.next + 1
+        return self.stoi[word]
+
+
 class Lists(NamedTuple):
     """What reading list answers as list classes needs (:mod:`textrnn.data.slot_lists`).
 
