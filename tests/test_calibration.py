@@ -4,17 +4,11 @@ metrics, applied when answering, never in training, and absent (T = 1) in old fi
 from __future__ import annotations
 
 import torch
+from two_people import write_two_people
 
 from textrnn import checkpoint
 from textrnn.metrics import fit_temperature
 from textrnn.pipelines import qa
-
-STORIES = []
-for k in range(40):
-    a, b = ("mary", "john") if k % 2 else ("john", "mary")
-    p, q = ("garden", "office") if k % 3 else ("office", "garden")
-    STORIES += [f"1 {a.title()} went to the {p}.", f"2 {b.title()} moved to the {q}.",
-                f"3 Where is {a}?\t{p}\t1", f"4 Where is {b}?\t{q}\t2"]
 
 
 def test_fit_temperature_finds_the_nll_minimum_of_the_grid():
@@ -29,9 +23,8 @@ def test_fit_temperature_finds_the_nll_minimum_of_the_grid():
 
 
 def test_the_temperature_scales_answering_not_training_and_survives_a_checkpoint(tmp_path):
-    data = tmp_path / "qa1_train.txt"
-    data.write_text("\n".join(STORIES) + "\n")
-    run = qa.build(data, arch="memn2n", embedding_size=8, hops=1)
+    run = qa.build(write_two_people(tmp_path / "qa1_train.txt"), arch="memn2n",
+                   embedding_size=8, hops=1)
     model = run.model
     batch = next(iter(run.val_data))
     model.eval()

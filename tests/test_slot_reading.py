@@ -4,6 +4,7 @@ known or not, so a story of new names reads exactly as the same story of known o
 from __future__ import annotations
 
 import torch
+from two_people import write_two_people
 
 from textrnn import checkpoint
 from textrnn.chat import Answerer
@@ -67,15 +68,8 @@ def test_training_reads_every_entity_as_a_slot_under_shuffled_numbers():
 
 
 def test_build_stores_the_slotted_words_and_the_chat_reads_new_names(tmp_path):
-    data = tmp_path / "qa1_train.txt"
-    stories = []
-    for k in range(60):
-        a, b = ("mary", "john") if k % 2 else ("john", "mary")
-        p, q = ("garden", "office") if k % 3 else ("office", "garden")
-        stories += [f"1 {a.title()} went to the {p}.", f"2 {b.title()} moved to the {q}.",
-                    f"3 Where is {a}?\t{p}\t1", f"4 Where is {b}?\t{q}\t2"]
-    data.write_text("\n".join(stories) + "\n")
-    run = qa.build(data, arch="memn2n", embedding_size=8, hops=1)
+    run = qa.build(write_two_people(tmp_path / "qa1_train.txt", 60), arch="memn2n",
+                   embedding_size=8, hops=1)
     assert run.model.config.slot_reading == "all"
     assert set(run.model.vocabs["slotted"].itos) == {"mary", "john", "garden", "office"}
     checkpoint.save(tmp_path / "ck.pt", model=run.model)
