@@ -48,10 +48,13 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     # @entK) the quick start's validation accuracy went 98.85% -> 99.65% (20 -> 30 epochs).
     # One thread: these models are tiny, and a second thread only waits (or, on a busy
     # machine, spins) at every step.
-    parser.set_defaults(lr=0.005, schedule="linear", grad_clip=40.0, epochs=30,
+    parser.set_defaults(lr=0.005, schedule="linear", grad_clip=40.0, epochs=None,
                         batch_size=32, answer_hidden=64, threads=1,
                         entity_slots=qa.ENTITY_SLOTS, list_slots=qa.LONGEST,
                         slot_reading=qa.SLOT_READING)
+    epochs = next(a for a in parser._actions if a.dest == "epochs")
+    epochs.help = (f"passes over the training data (default: {qa.EPOCHS}, or as many as "
+                   f"make {qa.MIN_STEPS} steps on a small training set)")
 
 
 def train(args: argparse.Namespace) -> int:
@@ -61,6 +64,8 @@ def train(args: argparse.Namespace) -> int:
 
     run = qa.build(args.data, tasks=args.tasks, batch_size=args.batch_size, seed=args.seed,
                    focus=args.focus, **flags.config_kwargs(QAConfig, args, skip=qa.DERIVED))
+    if args.epochs is None:
+        args.epochs = qa.default_epochs(len(run.train_data))
     return common.train(args, run)
 
 

@@ -45,6 +45,12 @@ from textrnn.vocab import Vocab
 # in 68% of bAbI 3's questions, once every known name is a slot too).
 ENTITY_SLOTS = 16
 SLOT_READING = "all"  # ... and known ones too (QAConfig.slot_reading)
+# train qa's epochs: 30, or more on a small training set, so that it makes MIN_STEPS steps.
+# Read with every name as a slot, bAbI 1k tasks 1,6 (57 steps an epoch) were still
+# learning after 30 epochs (seed 1: validation 97.5%, QA6 test 90.8%); with 100, the
+# same seed reaches 100% validation in 21 and 100% / 100% test.
+EPOCHS = 30
+MIN_STEPS = 6000
 FAIL_ERROR = 0.05  # bAbI convention: a task is failed when its test error exceeds 5%
 EVAL_BATCH_SIZE = 256  # validation batches: no gradients, so larger is cheaper
 BUCKET = 50  # training batches hold stories of similar length, sorted in chunks of 50 batches
@@ -120,6 +126,15 @@ def build(
     val_data = QABatches(valid, words, answers, batch_size=EVAL_BATCH_SIZE, shuffle=False,
                          **val_slots)
     return Run(model, train_data, val_data)
+
+
+def default_epochs(steps_per_epoch: int) -> int:
+    """:data:`EPOCHS`, or as many epochs as make :data:`MIN_STEPS` steps.
+
+    >>> default_epochs(57), default_epochs(5000)
+    (106, 30)
+    """
+    return max(EPOCHS, -(-MIN_STEPS // max(steps_per_epoch, 1)))
 
 
 def batches(bundle: Bundle, examples: Sequence[QAExample], batch_size: int = 32) -> QABatches:
