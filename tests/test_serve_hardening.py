@@ -13,12 +13,18 @@ import json
 import select
 import socket
 import time
+import tracemalloc
 from collections.abc import Iterator
 
 import pytest
 
 from textrnn.chat import Answerer
 from textrnn.serve import background_server, create_app
+
+try:
+    from textrnn.serve_linger import LINGER_S
+except ImportError:  # the code before the lingering close, to show these tests fail there
+    LINGER_S = 2.0
 
 TIMEOUT_S = 0.5  # the body and header timeouts of the `impatient` server
 
@@ -139,6 +145,98 @@ def test_chunked_body_over_the_limit_is_cut_off(port, path, expected):
     assert status(reply) == expected
     assert b"connection: close" in reply.lower()
     assert sent < total / 4  # the server stopped reading long before the end
+
+
+def chunked_head(path: str = "/api/answer") -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n").encode()
+
+
+CHUNK = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"  # 64 KiB of a chunked body
+
+
+def test_a_client_that_reads_only_once_it_has_sent_gets_the_413(port):
+    """The server half-closes and reads on (RFC 9112 9.6): no reset to beat the reply.
+
+    The client sends 4 MB, 8 times the limit, before it reads a byte; a server that closed
+    with that unread would reset the connection and the 413 would be lost.
+    """
+    for _ in range(5):
+        with connect(port) as sock:
+            sock.sendall(chunked_head() + CHUNK * 64 + b"0\r\n\r\n")  # 4 MiB, blocking
+            reply = read_reply(sock)
+        assert status(reply) == 413 and b"connection: close" in reply.lower()
+        assert reply.endswith(b"}")  # all of it
+
+
+def send_until_cut_off(sock: socket.socket) -> tuple[bytes, bool, int, float]:
+    """Send a chunked body for ever, reading meanwhile, until the server closes for good.
+
+    Returns:
+        The reply, whether the server half-closed first (EOF while we could still send),
+        the bytes sent, and the seconds it all took (10 s past LINGER_S at most).
+    """
+    sock.sendall(chunked_head())
+    sock.setblocking(False)
+    start, reply, eof, sent = time.monotonic(), b"", False, 0
+    while time.monotonic() - start < LINGER_S + 10:
+        readable, writable, _ = select.select([] if eof else [sock], [sock], [], 1)
+        try:
+            if readable:
+                data = sock.recv(65536)
+                reply, eof = reply + data, not data  # eof: the server's half-close
+            if writable:
+                sent += sock.send(CHUNK)
+        except (BrokenPipeError, ConnectionResetError):
+            break  # the server has closed: our bytes now get a reset
+    return reply, eof, sent, time.monotonic() - start
+
+
+def test_a_client_that_never_stops_sending_is_cut_off_after_the_linger(port):
+    """Half-closed, the server reads for at most LINGER_S more, then closes for good."""
+    with connect(port) as sock:
+        reply, eof, _, seconds = send_until_cut_off(sock)
+    assert status(reply) == 413 and eof
+    assert LINGER_S - 0.5 < seconds < LINGER_S + 3
+
+
+def test_what_comes_after_the_413_is_dropped_not_kept(port):
+    """The server's memory stays flat however much comes while it lingers.
+
+    Measured as the peak of Python's allocations (the in-thread server's included), which
+    is exact, where the resident size lags: much of what the client sends waits in the
+    kernel's buffers, and what the server kept it has freed by the time the client knows.
+    """
+    tracemalloc.start()
+    try:
+        with connect(port) as sock:
+            reply, _, sent, _ = send_until_cut_off(sock)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert status(reply) == 413
+    assert sent > 32 * 1024 * 1024  # 64 times the limit, at the very least
+    assert peak < 8 * 1024 * 1024, (sent, peak)
+
+
+def test_keep_alive_and_pipelined_requests_are_left_alone(port):
+    """Requests sent whole keep their connection, two at once included; ``Connection:
+    close`` closes at once, with nothing to linger for."""
+    body = b'{"story": ["Mary went to the kitchen."], "question": "Where is Mary?"}'
+    request = (b"POST /api/answer HTTP/1.1\r\nHost: test\r\nContent-Type: application/json"
+               b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    with connect(port) as sock:
+        for count in [1, 2, 1]:  # one, two pipelined, one more on the same connection
+            sock.sendall(request * count)
+            replies = b""
+            while replies.count(b"HTTP/1.1 200 ") < count or not replies.endswith(b"}"):
+                replies += sock.recv(65536)
+            assert replies.count(b"HTTP/1.1 ") == count
+            assert b"connection: close" not in replies.lower()
+        sock.sendall(request.replace(b"Host: test", b"Host: test\r\nConnection: close"))
+        start = time.monotonic()
+        assert status(read_reply(sock)) == 200
+        assert time.monotonic() - start < LINGER_S / 2
 
 
 # ---- time ----------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from textrnn.chat import NO_STORY, Answer, Answerer, ChatSession, Question, Repl
 from textrnn.rounding import round_floats
 from textrnn.serve_docs import add_docs
 from textrnn.serve_errors import invalid_request
+from textrnn.serve_linger import LingeringTransport
 from textrnn.session_db import MEMORY, open_store
 from textrnn.sessions import BatchedAnswerer, MicroBatcher, SessionNotFound
 
@@ -191,7 +192,8 @@ class _LimitBody:
 
     A declared Content-Length is checked before anything is read; the bytes themselves as
     they arrive (:class:`_Body`). Any reply sent before the body is all in closes the
-    connection, or uvicorn would go on reading the rest of it, to its end, after the reply.
+    connection, or uvicorn would go on reading the rest of it, to its end, after the reply;
+    the close lingers (:mod:`textrnn.serve_linger`), so the reply is not lost to a reset.
     Plain ASGI rather than ``@app.middleware("http")``, which costs a task per request.
     """
 
@@ -220,12 +222,14 @@ class _LimitBody:
 
 
 class _H11WithHeaderTimeout(H11Protocol):
-    """uvicorn's h11 protocol, with a deadline for each request's line and headers.
+    """uvicorn's h11 protocol, with a deadline for each request's line and headers, and a
+    lingering close (:mod:`textrnn.serve_linger`).
 
-    uvicorn has none: it times out only an idle keep-alive connection, and cancels even that
-    at the first byte of the next request; h11 bounds the headers' size (16 KiB), not their
-    time. So a client trickling headers (slowloris), or connecting and sending nothing, would
-    hold its connection for ever. The deadline starts at the connection and after each reply.
+    uvicorn has no such deadline: it times out only an idle keep-alive connection, and
+    cancels even that at the first byte of the next request; h11 bounds the headers' size
+    (16 KiB), not their time. So a client trickling headers (slowloris), or connecting and
+    sending nothing, would hold its connection for ever. The deadline starts at the
+    connection and after each reply.
     """
 
     def __init__(self, *args, header_timeout_s: float, **kwargs) -> None:
@@ -234,8 +238,15 @@ class _H11WithHeaderTimeout(H11Protocol):
         self.header_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
-        super().connection_made(transport)
+        # Mid-body (a reply before the body is all in) or mid-garbage (the 400 for a request
+        # h11 cannot parse), the client may still be sending: then a close lingers.
+        super().connection_made(LingeringTransport(
+            transport, lambda: self.conn.their_state in (h11.SEND_BODY, h11.ERROR)))
         self._start_header_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.transport.lingering:  # else the rest of a request already answered: drop
+            super().data_received(data)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -244,6 +255,7 @@ class _H11WithHeaderTimeout(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.header_deadline is not None:
             self.header_deadline.cancel()
+        self.transport.cancel_close()
         super().connection_lost(exc)
 
     def _start_header_deadline(self) -> None:
