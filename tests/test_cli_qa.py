@@ -25,7 +25,8 @@ def test_data_generate_then_train_eval_and_json(tmp_path, capsys):
         assert (run / name).is_file(), name
     # with no flags: unseen names as slots, and lists of them as list classes
     config = checkpoint.read(run / "best.pt")["model_config"]
-    assert (config["entity_slots"], config["list_slots"], config["slot_reading"]) == (16, 3, "all")
+    assert (config["list_slots"], config["slot_reading"]) == (3, "all")
+    assert 1 <= config["entity_slots"] <= 20  # as many as the stories need
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data", str(gen), "--json"]) == 0
     results = json.loads(capsys.readouterr().out)

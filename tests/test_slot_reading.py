@@ -71,6 +71,7 @@ def test_build_stores_the_slotted_words_and_the_chat_reads_new_names(tmp_path):
     run = qa.build(write_two_people(tmp_path / "qa1_train.txt", 60), arch="memn2n",
                    embedding_size=8, hops=1)
     assert run.model.config.slot_reading == "all"
+    assert run.model.config.entity_slots == 4  # two people and two places a story
     assert set(run.model.vocabs["slotted"].itos) == {"mary", "john", "garden", "office"}
     checkpoint.save(tmp_path / "ck.pt", model=run.model)
     bot = Answerer(checkpoint.load(tmp_path / "ck.pt", task="qa"))

@@ -52,6 +52,9 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
                         batch_size=32, answer_hidden=64, threads=1,
                         entity_slots=qa.ENTITY_SLOTS, list_slots=qa.LONGEST,
                         slot_reading=qa.SLOT_READING)
+    slots = next(a for a in parser._actions if a.dest == "entity_slots")
+    slots.help = ("K: names, places and things read as @ent1..@entK; 0 = off (default: as "
+                  f"many as the most one training story holds, at most {qa.MAX_SLOTS})")
     epochs = next(a for a in parser._actions if a.dest == "epochs")
     epochs.help = (f"passes over the training data (default: {qa.EPOCHS}, or as many as "
                    f"make {qa.MIN_STEPS} steps on a small training set)")
