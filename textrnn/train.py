@@ -296,6 +296,8 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
         if hasattr(train_data, "load_state_dict"):  # e.g. the epoch mix of QA's focus
             train_data.load_state_dict(raw["extra"].get("data", {}))
         last_metrics = raw["metrics"]
+        if hasattr(model, "calibrate"):  # what checkpoint.load does: the QA answer temperature
+            model.calibrate(last_metrics)
     # A resumed run's log goes back to its checkpoint: later records are redone.
     runlog = RunLog(out, resume_step=s["step"] if resume else None) if main else None
     started, losses = time.monotonic() - s["elapsed"], []
@@ -345,6 +347,8 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
         # Every rank evaluated the same weights; rank 0's numbers make the decisions below
         # on all of them (a GPU's last bits may differ, and a split decision would hang).
         metrics = distributed.broadcast(metrics)
+        if hasattr(model, "calibrate"):  # answer as a checkpoint of this validation will
+            model.calibrate(metrics)
         if cfg.best_metric not in metrics:
             raise TextrnnError(f"best_metric {cfg.best_metric!r} is not among {sorted(metrics)}")
         value = metrics[cfg.best_metric]

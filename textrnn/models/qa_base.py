@@ -114,7 +114,7 @@ class QANet(nn.Module):
         logits, attention = self(batch)  # (B, A), (B, K, S)
         logits = self._answer_scores(logits, batch.get("answer_mask"))  # (B, A [+ C])
         if "view_story" not in batch:
-            return self._calibrated(logits), attention
+            return logits, attention
         K = self.config.entity_slots
         first = self.config.num_answers - K  # slot answers are last, then list classes
         lists = getattr(self, "lists", None)
@@ -130,11 +130,11 @@ class QANet(nn.Module):
                 parts.append(lists.to_first_reading(p[:, first + K:], order))  # (B, C)
             probs = probs + torch.cat(parts, 1)  # (B, A [+ C])
         probs = probs / (1 + len(batch["view_story"]))  # rows sum to 1
-        return self._calibrated(probs.clamp(min=1e-30).log()), attention
+        return probs.clamp(min=1e-30).log(), attention
 
     def _calibrated(self, logits: Tensor) -> Tensor:
-        """Answering (eval mode): ``logits / temperature``; training: unchanged."""
-        return logits if self.training or self.temperature == 1.0 else logits / self.temperature
+        """``logits / temperature``: the scores answers are given with (never the loss's)."""
+        return logits if self.temperature == 1.0 else logits / self.temperature
 
     def _answer_scores(self, logits: Tensor, mask: Tensor | None) -> Tensor:
         """(B, A) scores -> float, masked by ``answer_mask`` (B, A), then the list classes'
@@ -168,7 +168,7 @@ class QANet(nn.Module):
         """
         with eval_mode(self):
             logits, attention = self.scores(batch)  # (B, A), (B, K, S)
-        confidence, answer = torch.softmax(logits.float(), -1).max(-1)  # (B,), (B,)
+        confidence, answer = torch.softmax(self._calibrated(logits.float()), -1).max(-1)  # (B,)
         attention = attention.float().cpu()
         return [{"answer_id": int(answer[b]), "confidence": float(confidence[b]),
                  "attention": attention[b, -1, :n].tolist(), "hops": attention[b, :, :n].tolist()}
@@ -201,14 +201,14 @@ class QANet(nn.Module):
                 answers.append(answer.cpu())
         correct_t = torch.cat(correct).float() if correct else torch.zeros(0)  # (N,)
         task_t = torch.cat(tasks) if tasks else torch.zeros(0, dtype=torch.long)  # (N,)
-        scores_t = torch.cat(scores) if scores else torch.zeros(0, 1)  # (N, A), at temperature
+        scores_t = torch.cat(scores) if scores else torch.zeros(0, 1)  # (N, A), before T
         fitted = fit_temperature(scores_t, torch.cat(answers)) if answers else 1.0
-        conf_t = torch.softmax(scores_t, -1).amax(-1)  # (N,)
+        conf_t = torch.softmax(self._calibrated(scores_t), -1).amax(-1)  # (N,)
         conf_fitted = torch.softmax(scores_t / fitted, -1).amax(-1)  # (N,)
         metrics = {"val_loss": loss_sum / max(known, 1),
                    "val_acc": correct_t.mean().item() if len(correct_t) else 0.0,
                    "val_ece": calibration_error(conf_t, correct_t),
-                   "val_temperature": round(self.temperature * fitted, 4),
+                   "val_temperature": fitted,
                    "val_unsure_below": unsure_threshold(conf_fitted, correct_t)}
         for task in task_t.unique().tolist():
             if task > 0:
