@@ -114,6 +114,7 @@ class Answerer:
         self.answers = bundle.vocabs["answers"]
         self.memory_size = bundle.config.memory_size
         self.entity_slots = bundle.config.entity_slots  # unknown words are read as slots
+        self.slotted = slotted(bundle.vocabs)  # ... and these known ones, if any
         # Below this confidence an answer was wrong more often than right on validation
         # (metrics saved with the checkpoint); 0 for checkpoints from before it existed.
         self.unsure_below = float(bundle.metrics.get("val_unsure_below", 0.0))
@@ -153,7 +154,7 @@ class Answerer:
                                          self.memory_size, self.entity_slots, self.answers,
                                          self.bundle.config.slot_draws,
                                          self.bundle.config.list_slots,
-                                         slotted(self.bundle.vocabs))
+                                         self.slotted)
         return to_device(batch, self.bundle.device), meanings
 
     def answer(self, story: Sequence[str], question: str) -> Answer:

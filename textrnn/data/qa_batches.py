@@ -436,8 +436,8 @@ def encode_stories(stories: Sequence[list[list[str]]], questions: Sequence[list[
     hide = entities >= len(word_vocab)  # (B, K): the words the model does not know (or slotted)
     batch = slot_views(batch, entities, rank, word_vocab, answer_vocab, hide, slot_draws)
     first = answer_vocab.stoi["@ent1"]
-    meanings = [{first + k: word for k, word in enumerate(words)
-                 if slotted is not None or word not in word_vocab.stoi}
+    # every entity word here is hidden: an unknown word, or a slotted one read as unknown
+    meanings = [{first + k: word for k, word in enumerate(words)}
                 for words in enc["entity_words"]]
     if entity_slots and list_slots > 1:
         for meaning in meanings:

@@ -125,9 +125,10 @@ def build(
     slots = {"memory_size": config.memory_size, "entity_slots": config.entity_slots,
              "list_slots": config.list_slots, "slotted": slotted(vocabs)}
     val_slots = {**slots, "slot_draws": config.slot_draws}
-    entities = all_entities(train)
+    # Only the "unknown" reading hides known words at random, from these lists.
+    entities = frozenset() if read_all else frozenset(all_entities(train))
     train_data = QABatches(train, words, answers, batch_size=batch_size, shuffle=True,
-                           seed=seed, entities=frozenset(entities),
+                           seed=seed, entities=entities,
                            names=frozenset(name_words(train, entities)),
                            entity_dropout=config.entity_dropout, bucket=BUCKET, focus=focus,
                            **slots)
