@@ -46,3 +46,31 @@ def test_the_temperature_scales_answering_not_training_and_survives_a_checkpoint
     assert checkpoint.load(tmp_path / "ck.pt", task="qa").model.temperature == 0.5
     checkpoint.save(tmp_path / "old.pt", model=model, metrics={})  # as before it existed
     assert checkpoint.load(tmp_path / "old.pt", task="qa").model.temperature == 1.0
+
+
+def test_training_validates_one_numbering_and_settle_stores_best_as_it_answers(tmp_path):
+    from textrnn.train import TrainConfig, fit
+
+    run = qa.build(write_two_people(tmp_path / "qa1_train.txt"), arch="memn2n",
+                   embedding_size=8, hops=1)
+    assert run.model.config.slot_draws == 8 and run.val_data.slot_draws == qa.TRAINING_DRAWS
+    out = tmp_path / "run"
+    fit(run.model, run.train_data, run.val_data, TrainConfig(max_steps=3, lr=0.01), out)
+    trained = checkpoint.read(out / "best.pt")
+    settled = qa.settle(run, out)
+    assert run.val_data.slot_draws == 8
+    bundle = checkpoint.load(out / "best.pt", task="qa")
+    assert bundle.metrics == settled  # stored, every metric of the 8-numbering validation
+    assert settled["val_loss"] != pytest.approx(trained["metrics"]["val_loss"])  # one before
+    assert bundle.model.temperature == settled["val_temperature"]
+    measured = bundle.evaluate(run.val_data)  # as it answers
+    assert measured == pytest.approx({k: v for k, v in settled.items() if k in measured})
+    again = checkpoint.read(out / "best.pt")
+    for key in ("state_dict", "step", "extra", "model_config"):  # all else as it was
+        assert str(again[key]) == str(trained[key]), key
+    assert settled["val_slot_draws"] == 8
+    assert qa.settle(run, out) is None  # settled already (a finished run resumed)
+    run.val_data.slot_draws = 1
+    assert qa.settle(run, out) is None and run.val_data.slot_draws == 1
+    assert checkpoint.read(out / "best.pt")["metrics"] == settled
+    assert qa.settle(run, tmp_path / "none") is None  # no best.pt

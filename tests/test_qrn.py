@@ -14,6 +14,7 @@ from textrnn.models.qrn import (
     chunked_decayed_sum,
     decayed_sum,
     qrn_layer,
+    scanned_sum,
     sentence_share,
 )
 
@@ -57,16 +58,31 @@ def test_chunked_sum_equals_the_whole_sum(chunk):
         assert torch.allclose(chunked[:, t], loop, atol=1e-12)
 
 
+def test_the_scan_equals_the_parallel_form_with_its_gradients():
+    torch.manual_seed(2)
+    log_keep = (-torch.rand(3, 7, 5, dtype=torch.float64) * 4).requires_grad_()
+    u = torch.randn(3, 7, 5, dtype=torch.float64, requires_grad=True)
+    for g in (5, 1):  # vector and scalar gates
+        keep = log_keep[..., :g]
+        scanned, whole = scanned_sum(keep, u), decayed_sum(keep, u)
+        assert torch.allclose(scanned, whole, atol=1e-12)
+        g_scan = torch.autograd.grad(scanned.square().sum(), (log_keep, u))
+        g_whole = torch.autograd.grad(whole.square().sum(), (log_keep, u))
+        assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(g_scan, g_whole, strict=True))
+    assert scanned_sum(log_keep[:, :0], u[:, :0]).shape == (3, 0, 5)  # no sentences
+
+
+@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("vector_gates", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_layer_matches_a_plain_loop_and_padding_changes_nothing(reverse, vector_gates,
-                                                                monkeypatch):
+                                                                parallel, monkeypatch):
     monkeypatch.setattr(qrn, "CHUNK", 2)  # 5 sentences: three chunks, the last one padded
     torch.manual_seed(0)
     cell = QRNCell(4, vector_gates)
     x, q = torch.randn(2, 5, 4), torch.randn(2, 5, 4)
     mask = torch.tensor([[True] * 5, [True, True, False, False, False]])
-    h, z, _ = qrn_layer(cell, x, q, mask, reverse=reverse)
+    h, z, _ = qrn_layer(cell, x, q, mask, reverse=reverse, parallel=parallel)
     for b, n in enumerate(mask.sum(1).tolist()):
         state = torch.zeros(4)
         for t in (reversed(range(n)) if reverse else range(n)):  # one example, no padding

@@ -221,6 +221,22 @@ def save(
     return path
 
 
+def update_metrics(path: str | PathLike[str], metrics: dict[str, float]) -> None:
+    """Replace the metrics stored in the checkpoint ``path`` (atomically, as :func:`save`
+    writes); its weights and training state stay as they were.
+
+    Raises:
+        CheckpointError: when ``path`` cannot be read (see :func:`read`) or written.
+    """
+    path = Path(path)
+    raw = read(path)
+    raw["metrics"] = dict(metrics)
+    try:
+        atomic.write_file(path, lambda f: torch.save(raw, f))
+    except OSError as err:
+        raise _write_error(path, err) from err
+
+
 def _write_error(path: Path, err: OSError) -> CheckpointWriteError:
     """The one-line error for an OSError while :func:`save` wrote ``path``."""
     # Nothing is renamed over `path` until the new file is complete, so an old one is intact.

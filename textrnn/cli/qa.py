@@ -61,7 +61,8 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def train(args: argparse.Namespace) -> int:
-    """``train qa``: build the data and model, then fit."""
+    """``train qa``: build the data and model, fit, then validate best.pt as it answers."""
+    from textrnn import distributed
     from textrnn.models.qa import QAConfig
     from textrnn.pipelines import qa
 
@@ -69,7 +70,14 @@ def train(args: argparse.Namespace) -> int:
                    focus=args.focus, **flags.config_kwargs(QAConfig, args, skip=qa.DERIVED))
     if args.epochs is None:
         args.epochs = qa.default_epochs(len(run.train_data))
-    return common.train(args, run)
+    code = common.train(args, run)
+    if distributed.is_main():
+        settled = qa.settle(run, args.out)
+        if settled is not None:
+            print(f"best.pt validated as it answers ({run.val_data.slot_draws} numberings of "
+                  f"the slots): val_acc {settled['val_acc']:.4f}, answer temperature "
+                  f"{settled['val_temperature']:.2f}")
+    return code
 
 
 def add_eval_flags(group: argparse._ArgumentGroup) -> None:
