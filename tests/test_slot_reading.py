@@ -11,6 +11,7 @@ from textrnn.chat import Answerer
 from textrnn.data.babi import parse_babi
 from textrnn.data.entities import slotted_words
 from textrnn.data.qa_batches import QABatches, build_vocabs, encode_stories
+from textrnn.data.slot_reading import shuffled_order
 from textrnn.pipelines import qa
 
 LINES = ["1 Mary went to the garden.", "2 John moved to the office.",
@@ -97,3 +98,38 @@ def test_past_k_entities_a_known_name_reads_as_unk_like_a_new_one():
                             slotted=slotted)
     assert torch.equal(known["story"], new["story"])
     assert known["story"][0, 1, 0] == known["story"][0, 1, 4] == words.unk_id  # john, office
+
+
+def test_shuffled_numbers_are_dense_and_every_order_of_them_is_drawn():
+    used = torch.tensor([[True, True, True, False, False], [True, False, True, False, True]])
+    seen: set[tuple[int, ...]] = set()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        order = shuffled_order(used, torch.rand(used.shape, generator=g))
+        assert (order.sort(-1).values == torch.arange(5)).all()  # a permutation of 0..K-1
+        assert set(order[0, :3].tolist()) == {0, 1, 2} and order[0, 3:].tolist() == [3, 4]
+        assert set(order[1, used[1]].tolist()) == {0, 1, 2}  # used columns anywhere
+        seen.add(tuple(order[0, :3].tolist()))
+    assert len(seen) == 6  # all 3! orders of the three entities
+
+
+def test_training_and_answering_number_a_story_of_n_entities_1_to_n():
+    examples = parse_babi(LINES) * 10
+    words, answers = build_vocabs(examples, entity_slots=6)
+    slotted = frozenset(slotted_words(examples))
+    first = words.stoi["@ent1"]
+    for shuffle, draws in ((True, 1), (False, 8)):
+        batches = QABatches(examples, words, answers, batch_size=40, shuffle=shuffle, seed=0,
+                            entity_slots=6, slotted=slotted, slot_draws=draws)
+        views = 0
+        for batch in batches:
+            readings = [(batch["story"], batch["question"])]
+            readings += list(zip(batch.get("view_story", []), batch.get("view_question", []),
+                                 strict=True))
+            views += len(readings)
+            for story, question in readings:
+                for b in range(len(story)):
+                    ids = story[b].flatten().tolist() + question[b].tolist()
+                    numbers = {i - first for i in ids if i >= first}
+                    assert numbers == set(range(len(numbers))), (shuffle, b)  # 0..n-1
+        assert views >= (8 if draws == 8 else 1)

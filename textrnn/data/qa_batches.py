@@ -35,7 +35,7 @@ from textrnn.data.babi import QAExample
 from textrnn.data.entities import answerable_from_story, first_mentions, slot_names
 from textrnn.data.focus import Focus
 from textrnn.data.slot_lists import list_lookup, list_meanings, list_ranks, list_table
-from textrnn.data.slot_reading import Lists, UnknownIds, read_slots, slot_views
+from textrnn.data.slot_reading import Lists, UnknownIds, read_slots, shuffled_order, slot_views
 from textrnn.vocab import Vocab
 
 
@@ -367,7 +367,7 @@ class QABatches:
             lists = Lists(self.encoded["answer_list"].index_select(0, idx), self.lookup,
                           len(self.answer_vocab))
         if g is not None and self.read_all:  # training: the same words, shuffled numbers
-            order = self._slot_draws(len(idx), g)[3].argsort(-1)  # (B, K)
+            order = shuffled_order(hide & (entities >= 0), self._slot_draws(len(idx), g)[3])
             return read_slots(batch, entities, rank, self.word_vocab, self.answer_vocab, hide,
                               order, lists)
         if g is not None:  # training: hide known ones too, under shuffled slot numbers
@@ -382,7 +382,7 @@ class QABatches:
                 items, listed = lists.answer_list.clamp(min=0), lists.answer_list >= 0
                 whole = (hide.gather(1, items) & listed).any(1, keepdim=True)  # (B, 1)
                 hide = hide.scatter(1, items, hide.gather(1, items) | (whole & listed))
-            order = u_order.argsort(-1)  # (B, K)
+            order = shuffled_order(hide & (entities >= 0), u_order)  # (B, K)
             return read_slots(batch, entities, rank, self.word_vocab, self.answer_vocab, hide,
                               order, lists)
         return slot_views(batch, entities, rank, self.word_vocab, self.answer_vocab, hide,

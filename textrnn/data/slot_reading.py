@@ -99,6 +99,29 @@ def read_slots(batch: dict[str, torch.Tensor], entities: torch.Tensor, answer_ra
     return out
 
 
+def shuffled_order(used: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """A random numbering of the slots, as ``order`` of :func:`read_slots`: the n entities
+    an example reads as slots get the numbers 0..n-1 in a random order, the other
+    columns the numbers after them.
+
+    Dense, not n numbers drawn from all K: a story of 6 rooms then always reads
+    @ent1..@ent6, as the stories of a model with K = 6 slots do. Drawn from all 13 (the
+    default K on bAbI), every slot is in fewer stories and meets fewer of the others:
+    trained on generated positions and paths alone for 2 CPU-minutes, validation
+    reached 98% / 98% with K = 6, 96% / 80% with 8 and 76% / 58% with 13.
+
+    Args:
+        used: (B, K) bool, the entities read as slots.
+        uniforms: (B, K) floats in [0, 1), the random draw.
+
+    Returns:
+        (B, K) long, a permutation of 0..K-1 in each row.
+    """
+    K = used.shape[1]
+    key = torch.where(used, uniforms, 1.0 + torch.arange(K, dtype=uniforms.dtype))  # (B, K)
+    return key.argsort(-1).argsort(-1)  # each column's rank: the used ones first
+
+
 def slot_views(batch: dict[str, torch.Tensor], entities: torch.Tensor, answer_rank: torch.Tensor,
                word_vocab: Vocab, answer_vocab: Vocab, hide: torch.Tensor, draws: int,
                seed: int = 0, lists: Lists | None = None) -> dict[str, torch.Tensor]:
@@ -117,7 +140,8 @@ def slot_views(batch: dict[str, torch.Tensor], entities: torch.Tensor, answer_ra
     g = torch.Generator().manual_seed(seed)
     views = []
     for _ in range(draws - 1):
-        order = torch.rand(entities.shape, generator=g).argsort(-1)  # (B, K)
+        order = shuffled_order(hide & (entities >= 0),
+                               torch.rand(entities.shape, generator=g))  # (B, K)
         view = read_slots(batch, entities, answer_rank, word_vocab, answer_vocab, hide, order)
         views.append((view["story"], view["question"], view["answer_mask"], order))
     for key, tensors in zip(("view_story", "view_question", "view_answer_mask", "view_order"),
