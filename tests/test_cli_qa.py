@@ -27,6 +27,7 @@ def test_data_generate_then_train_eval_and_json(tmp_path, capsys):
     config = checkpoint.read(run / "best.pt")["model_config"]
     assert (config["list_slots"], config["slot_reading"]) == (3, "all")
     assert 1 <= config["entity_slots"] <= 20  # as many as the stories need
+    assert (config["arch"], config["embedding_size"]) == ("qrn", 128)  # the QRN's width
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data", str(gen), "--json"]) == 0
     results = json.loads(capsys.readouterr().out)

@@ -51,7 +51,11 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(lr=0.005, schedule="linear", grad_clip=40.0, epochs=None,
                         batch_size=32, answer_hidden=64, threads=1,
                         entity_slots=qa.ENTITY_SLOTS, list_slots=qa.LONGEST,
-                        slot_reading=qa.SLOT_READING)
+                        slot_reading=qa.SLOT_READING, embedding_size=qa.WIDTH)
+    width = next(a for a in parser._actions if a.dest == "embedding_size")
+    width.help = ("word embedding width d (default: " + ", ".join(
+        f"{w} for {arch}" for arch, w in qa.ARCH_WIDTH.items())
+        + f", {QAConfig.embedding_size} for the others)")
     slots = next(a for a in parser._actions if a.dest == "entity_slots")
     slots.help = ("K: names, places and things read as @ent1..@entK; 0 = off (default: as "
                   f"many as the most one training story holds, at most {qa.MAX_SLOTS})")

@@ -29,7 +29,7 @@ class QAConfig:
     # "qrn" (Seo et al. 2017; the default: the only one that meets the 1k defaults target),
     # "memn2n" (Sukhbaatar et al. 2015), "entnet" (Henaff et al. 2017) or "lstm_reader" (Keras)
     arch: str = "qrn"
-    embedding_size: int = 50  # word embedding width d (the paper's joint-training size)
+    embedding_size: int = 50  # width d (MemN2N's joint-training size; qa.build gives a QRN 128)
     hops: int = 3  # memory hops K (memn2n)
     memory_size: int = 50  # most recent sentences read; sizes the time tables (memn2n)
     position_encoding: bool = True  # PE: weigh word j by l_kj instead of a bag of words (memn2n)
