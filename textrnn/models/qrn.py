@@ -128,11 +128,13 @@ def scanned_sum(log_keep: Tensor, u: Tensor) -> Tensor:
     Args: log_keep (B, S, g) log(1 - z_t), g = 1 or d; u (B, S, d).
     Returns: h (B, S, d).
     """
-    keep = log_keep.exp()  # (B, S, g) 1 - z_t
+    # unbind, not u[:, t]: the backward of S slices would fill S zero tensors of the
+    # whole (B, S, d) (a quarter of a training step's time); unbind's stacks one.
+    keeps = log_keep.exp().unbind(1)  # S x (B, g) 1 - z_t
     h = u.new_zeros(u.shape[0], u.shape[2])  # (B, d) h_0
     states = []
-    for t in range(u.shape[1]):
-        h = keep[:, t] * h + u[:, t]  # (B, d)
+    for keep_t, u_t in zip(keeps, u.unbind(1)):
+        h = keep_t * h + u_t  # (B, d)
         states.append(h)
     return torch.stack(states, 1) if states else u.clone()  # (B, S, d)
 
