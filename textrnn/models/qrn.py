@@ -133,7 +133,7 @@ def scanned_sum(log_keep: Tensor, u: Tensor) -> Tensor:
     keeps = log_keep.exp().unbind(1)  # S x (B, g) 1 - z_t
     h = u.new_zeros(u.shape[0], u.shape[2])  # (B, d) h_0
     states = []
-    for keep_t, u_t in zip(keeps, u.unbind(1)):
+    for keep_t, u_t in zip(keeps, u.unbind(1), strict=True):
         h = keep_t * h + u_t  # (B, d)
         states.append(h)
     return torch.stack(states, 1) if states else u.clone()  # (B, S, d)
