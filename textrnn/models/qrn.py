@@ -128,8 +128,8 @@ def scanned_sum(log_keep: Tensor, u: Tensor) -> Tensor:
     Args: log_keep (B, S, g) log(1 - z_t), g = 1 or d; u (B, S, d).
     Returns: h (B, S, d).
     """
-    # unbind, not u[:, t]: the backward of S slices would fill S zero tensors of the
-    # whole (B, S, d) (a quarter of a training step's time); unbind's stacks one.
+    # unbind, not u[:, t]: the backward of S slices fills S zero tensors of the whole
+    # (B, S, d) (a quarter of a quick-start step's profiled CPU time); unbind's stacks one.
     keeps = log_keep.exp().unbind(1)  # S x (B, g) 1 - z_t
     h = u.new_zeros(u.shape[0], u.shape[2])  # (B, d) h_0
     states = []
