@@ -103,6 +103,7 @@ BUILDERS = {
     # the chatbot's default arch, with slots and list classes
     "qrn": lambda p: _qa(p, "qrn", entity_slots=3, list_slots=3),
     "qrn_scalar": lambda p: _qa(p, "qrn", vector_gates=False),  # checkpoints before 2026-12-02
+    "qrn_hops": lambda p: _qa(p, "qrn", qrn_hops=2),  # with MemN2N's reader, in linear start
     "memn2n": lambda p: _qa(p, "memn2n"),  # still in linear start: the frozen flag
     "classifier": _classifier,
     # char BiLSTM, case feature, 2 layers (the CNN char encoder is not exported here: time)
@@ -158,7 +159,7 @@ ITEMS = [
 ]
 
 
-@pytest.mark.parametrize("arch", ["qrn", "qrn_scalar", "memn2n"])
+@pytest.mark.parametrize("arch", ["qrn", "qrn_scalar", "qrn_hops", "memn2n"])
 def test_chatbot_scores_and_answers_match_torch(exported, arch):
     ck, onnx_file = exported[arch]
     torch_bot, onnx_bot = Answerer.from_checkpoint(str(ck)), runtime.load(onnx_file)

@@ -118,3 +118,34 @@ def test_qrn_learns_toy_stories_and_shows_evidence_per_layer():
     for pred, n in zip(model.predict(batch), batch["story_lengths"].tolist(), strict=True):
         assert len(pred["hops"]) == 2 and len(pred["attention"]) == n
         assert abs(sum(pred["attention"]) - 1) < 1e-4 if n else pred["attention"] == []
+
+
+def test_two_readers_add_their_scores_and_each_has_its_own_loss():
+    model, batches, *_ = toy_setup("qrn", n=64, qrn_layers=2, qrn_hops=2)
+    net, batch = model.net, next(iter(batches))
+    model.train()  # the memory's random noise in its time index: the same draws each call
+    torch.manual_seed(1)
+    (qrn_logits, memory_logits), evidence = net.answers(batch)
+    torch.manual_seed(1)
+    logits, attention = model(batch)
+    assert torch.allclose(logits, qrn_logits + memory_logits)
+    assert attention.shape == (batch["story"].shape[0], 2 + 2, batch["story"].shape[1])
+    assert torch.allclose(attention, evidence)
+    ce = torch.nn.functional.cross_entropy
+    want = sum(ce(part, batch["answer"]) for part in (logits, qrn_logits, memory_logits))
+    torch.manual_seed(1)
+    assert torch.allclose(model.loss(batch), want)
+    model.eval()  # evaluation: the summed scores' loss alone
+    with torch.no_grad():
+        assert torch.allclose(model.loss(batch), ce(model(batch)[0], batch["answer"]))
+
+
+def test_two_readers_learn_and_end_linear_start_on_a_stall():
+    model, batches, *_ = toy_setup("qrn", n=128, qrn_layers=2, qrn_hops=2)
+    assert model.linear_start_active
+    means = train(model, batches, epochs=6, lr=0.02)
+    assert means[-1] < 0.9 * means[0]
+    assert not model.on_evaluate({"val_loss": 1.0}) and model.linear_start_active
+    assert model.on_evaluate({"val_loss": 2.0}) and not model.linear_start_active
+    pred = model.predict(next(iter(batches)))[0]
+    assert len(pred["hops"]) == 2 + 2  # the QRN's layers, then the memory's hops

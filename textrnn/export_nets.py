@@ -65,12 +65,13 @@ class QAExport(nn.Module):
                                 "to one length")
         self.arch, self.config = arch, model.config
         self.net = copy.deepcopy(model.net).eval()
-        if arch == "memn2n":
+        memn2n = self.net if arch == "memn2n" else getattr(self.net, "memory", None)
+        if memn2n is not None:
             # Linear start is a training phase, kept in a buffer so a resumed run goes on
             # in it; for export it is fixed, and a Python bool is not a graph input.
-            linear = bool(self.net.ls_active)
-            del self.net._buffers["ls_active"]
-            self.net.ls_active = linear
+            linear = bool(memn2n.ls_active)
+            del memn2n._buffers["ls_active"]
+            memn2n.ls_active = linear
 
     def example(self, seed: int = 0) -> tuple[Tensor, ...]:
         """Inputs to record with: B=2 stories of S=3 sentences of W=5 words, Wq=4."""
@@ -100,7 +101,11 @@ class QAExport(nn.Module):
         """:meth:`textrnn.models.qrn.QRN.forward` without its Python branch on the number
         of sentences (an exported graph has S >= 1)."""
         h, evidence = self.net.read(batch)  # (B, S, d), (B, K, S)
-        return self.net.W_y(h[:, -1]), evidence  # (B, A), (B, K, S)
+        logits = self.net.W_y(h[:, -1])  # (B, A)
+        if self.net.memory is None:
+            return logits, evidence  # (B, A), (B, K, S)
+        memory_logits, reads = self.net.memory(batch)  # (B, A), (B, H, S)
+        return logits + memory_logits, torch.cat([evidence, reads], 1)  # (B, A), (B, K+H, S)
 
 
     def _lstm_reader(self, batch: dict) -> tuple[Tensor, Tensor]:

@@ -52,6 +52,10 @@ class QAConfig:
     # reasoning 76 -> 85%, three facts 97 -> 99%); en 1k tasks 1,6 still 100% / >= 99.9%.
     vector_gates: bool = True
     qrn_compare: bool = True  # the candidate also reads x ∘ q, to compare slots (qrn; ours)
+    # H attention hops over the story after the top layer, from its reduced query (qrn;
+    # ours): a chain "Greg is a swan, the swan Lily is white" that no gate reading only a
+    # sentence and the layer's query follows; 0 = the paper's QRN, as in older checkpoints
+    qrn_hops: int = 0
     entity_slots: int = 0  # K: unseen words read as @ent1..@entK (textrnn.data.entities); 0=off
     entity_dropout: float = 0.5  # training: share of stories that read known names as slots
     slot_draws: int = 8  # answering: average over this many numberings of the slots
@@ -147,13 +151,20 @@ class QANet(nn.Module):
         return lists.extend(logits, mask) if lists is not None else logits
 
     def loss(self, batch: dict) -> Tensor:
-        """Mean answer cross-entropy of a :class:`~textrnn.data.qa_batches.QABatches` batch.
+        """Mean answer cross-entropy of a :class:`~textrnn.data.qa_batches.QABatches` batch;
+        for a network with two readers (a QRN with ``qrn_hops``), in training, plus each
+        reader's own (the scores its last forward kept in ``reader_logits``).
 
         Returns:
             Scalar float tensor; answers of -100 (unknown) are left out.
         """
         logits, _ = self.scores(batch)  # (B, A)
-        return F.cross_entropy(logits.float(), batch["answer"], ignore_index=IGNORE_INDEX)
+        loss = F.cross_entropy(logits.float(), batch["answer"], ignore_index=IGNORE_INDEX)
+        net = getattr(self, "net", self)
+        for part in getattr(net, "reader_logits", ()):  # a network with two readers
+            part = self._answer_scores(part, batch.get("answer_mask"))
+            loss = loss + F.cross_entropy(part, batch["answer"], ignore_index=IGNORE_INDEX)
+        return loss
 
     @torch.no_grad()
     def predict(self, batch: dict) -> list[dict]:

@@ -24,6 +24,16 @@ sentences with the query q^{k+1}_t = h→^k_t + h←^k_t, the sum of layer k's f
 and backward (story read from the end) states; the answer is
 ŷ = softmax(W_y h→^K_T) from the top layer's last forward state.
 
+A second reader (``qrn_hops`` = H > 0, ours): MemN2N's H hops over the same story with
+tables of their own (:class:`~textrnn.models.memn2n.MemN2N`), whose answer scores add to
+the QRN's, ŷ = softmax(W_y h→^K_T + s_mem). Its hops follow a chain of facts that the
+gates, which read one sentence and the layer's query, do not ("Brian is a lion",
+"Bernhard is a lion", "Bernhard is white": bAbI's task 16, where a QRN alone stays at
+49% on en-10k). Each reader is also trained on its own cross-entropy, next to that of
+the sum: trained on the sum alone, the QRN reached task 16's 49% shortcut first and the
+memory, whose scores only had to fix the remainder, never left it (50.3% after 30
+epochs, against 100% with the readers' own losses; MemN2N alone: 100%).
+
 cell (:class:`QRNCell`, every t at once) -> :func:`qrn_layer` (the recurrence, padding
 sentences have z = 0 and change nothing) -> :class:`QRN` (embeddings, layers, answer).
 The evidence a chat shows is how much each sentence's candidate makes up the final
@@ -32,12 +42,14 @@ query: w_t = z_t r_t Π_{j>t} (1 - z_j), normalised.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from textrnn.attention import masked_softmax
-from textrnn.models.memn2n import position_encoding
+from textrnn.models.memn2n import MemN2N, position_encoding
 from textrnn.models.qa_base import QAConfig, QANet, word_embedding
 
 
@@ -200,6 +212,9 @@ class QRN(QANet):
         self.forward_cells = nn.ModuleList(QRNCell(d, **cell) for _ in range(K))
         # the top layer's backward states would feed no layer: K - 1 backward cells
         self.backward_cells = nn.ModuleList(QRNCell(d, **cell) for _ in range(K - 1))
+        # a second reader, MemN2N's hops with their own tables; its answer scores add to the
+        # QRN's (qrn_hops hops; 0 = none, the paper's QRN)
+        self.memory = MemN2N(replace(config, hops=config.qrn_hops)) if config.qrn_hops else None
         self.W_y = nn.Linear(d, config.num_answers, bias=False)
 
     def _encode(self, ids: Tensor) -> Tensor:
@@ -233,9 +248,31 @@ class QRN(QANet):
             logits (B, num_answers); attention (B, K, S), layer k's share of each real
             sentence in its final forward query, summing to 1 over real sentences.
         """
+        (qrn_logits, memory_logits), evidence = self.answers(batch)
+        if memory_logits is None:
+            return qrn_logits, evidence
+        # each reader's own scores, for the loss to train each one on its own too
+        self.reader_logits = (qrn_logits, memory_logits) if self.training else ()
+        logits = qrn_logits + memory_logits
+        return logits, evidence  # (B, A), (B, K [+ H], S)
+
+    def answers(self, batch: dict) -> tuple[tuple[Tensor, Tensor | None], Tensor]:
+        """Each reader's answer scores, (B, A) and (B, A) or None, and the evidence."""
         h, evidence = self.read(batch)  # (B, S, d), (B, K, S)
-        top = h[:, -1] if h.shape[1] else h.new_zeros(h.shape[0], h.shape[2])  # (B, d), h→_T
-        return self.W_y(top), evidence  # (B, A), (B, K, S)
+        u = h[:, -1] if h.shape[1] else h.new_zeros(h.shape[0], h.shape[2])  # (B, d), h→_T
+        if self.memory is None:
+            return (self.W_y(u), None), evidence
+        memory_logits, reads = self.memory(batch)  # (B, A), (B, H, S)
+        return (self.W_y(u), memory_logits), torch.cat([evidence, reads], 1)
+
+    @property
+    def linear_start_active(self) -> bool:
+        """The memory reader's linear start (False without one)."""
+        return self.memory is not None and self.memory.linear_start_active
+
+    def on_evaluate(self, metrics: dict[str, float]) -> bool:
+        """The memory reader's hook: ends its linear start once ``val_loss`` stalls."""
+        return self.memory is not None and self.memory.on_evaluate(metrics)
 
 
 def sentence_share(z: Tensor, r: Tensor) -> Tensor:
