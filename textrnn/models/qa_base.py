@@ -52,9 +52,10 @@ class QAConfig:
     # reasoning 76 -> 85%, three facts 97 -> 99%); en 1k tasks 1,6 still 100% / >= 99.9%.
     vector_gates: bool = True
     qrn_compare: bool = True  # the candidate also reads x ∘ q, to compare slots (qrn; ours)
-    # H attention hops over the story after the top layer, from its reduced query (qrn;
-    # ours): a chain "Greg is a swan, the swan Lily is white" that no gate reading only a
-    # sentence and the layer's query follows; 0 = the paper's QRN, as in older checkpoints
+    # H: a second reader beside the QRN, MemN2N's H hops with tables of their own, answer
+    # scores added, each reader also trained on its own loss (qrn; ours): it follows a chain
+    # "Greg is a swan, the swan Lily is white" (bAbI 16) that no QRN gate, reading only a
+    # sentence and its layer's query, does; 0 = the QRN alone, as in older checkpoints
     qrn_hops: int = 0
     entity_slots: int = 0  # K: unseen words read as @ent1..@entK (textrnn.data.entities); 0=off
     entity_dropout: float = 0.5  # training: share of stories that read known names as slots
