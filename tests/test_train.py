@@ -154,7 +154,8 @@ class _FakeClock:
         return self.now
 
 
-def test_time_budget_stops_the_run_and_decays_lr(make_tiny_lm, run_dir, monkeypatch) -> None:
+def test_time_budget_stops_the_run_and_decays_lr(make_tiny_lm, run_dir, monkeypatch,
+                                                 caplog) -> None:
     import textrnn.train as train_module
 
     monkeypatch.setattr(train_module.time, "process_time", _FakeClock())
@@ -168,9 +169,12 @@ def test_time_budget_stops_the_run_and_decays_lr(make_tiny_lm, run_dir, monkeypa
     assert records[-1]["lr"] < 0.2 * cfg.lr  # decayed over the budget, not over 1000 epochs
     raw = checkpoint.read(run_dir / "last.pt")
     assert raw["extra"]["budget_used"] >= 30.0
-    # A resumed run has no time left: it stops at once, at the same step.
-    again = fit(model, train, val, cfg, run_dir, resume=True)
+    # A resumed run has no time left: it stops at once, at the same step, and says why.
+    assert "already used" not in caplog.text
+    with caplog.at_level("INFO", logger="textrnn.train"):
+        again = fit(model, train, val, cfg, run_dir, resume=True)
     assert again["step"] == result["step"]
+    assert "time budget (--max-minutes 0.5) is already used" in caplog.text
 
 
 def test_stop_at_ends_the_run_where_the_best_metric_reaches_it(make_tiny_lm, run_dir,
