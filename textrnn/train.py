@@ -304,8 +304,7 @@ def _fit(model: nn.Module, train_data, val_data, cfg: TrainConfig, out: Path,
     budget.restart(s["budget_used"])
     if resume and budget.spent() and main:  # the budget counts the run's earlier time too
         log.info("the time budget (--max-minutes %g) is already used by this run (%.1f min):"
-                 " nothing more to train; give a larger --max-minutes to go on",
-                 cfg.max_minutes, budget.used() / 60)
+                 " give a larger one to go on", cfg.max_minutes, budget.used() / 60)
 
     def agree(loss: float, tokens: int, hit: bool) -> tuple[float, int, bool]:
         """Under DDP, the global batch's loss and tokens, and whether any rank was
