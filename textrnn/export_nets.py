@@ -101,11 +101,10 @@ class QAExport(nn.Module):
         """:meth:`textrnn.models.qrn.QRN.forward` without its Python branch on the number
         of sentences (an exported graph has S >= 1)."""
         h, evidence = self.net.read(batch)  # (B, S, d), (B, K, S)
-        logits = self.net.W_y(h[:, -1])  # (B, A)
-        if self.net.memory is None:
-            return logits, evidence  # (B, A), (B, K, S)
-        memory_logits, reads = self.net.memory(batch)  # (B, A), (B, H, S)
-        return logits + memory_logits, torch.cat([evidence, reads], 1)  # (B, A), (B, K+H, S)
+        (logits, memory_logits), evidence = self.net.readers(h[:, -1], evidence, batch)
+        if memory_logits is not None:
+            logits = logits + memory_logits  # (B, A)
+        return logits, evidence  # (B, A), (B, K [+ H], S)
 
 
     def _lstm_reader(self, batch: dict) -> tuple[Tensor, Tensor]:

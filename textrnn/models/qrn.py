@@ -260,6 +260,14 @@ class QRN(QANet):
         """Each reader's answer scores, (B, A) and (B, A) or None, and the evidence."""
         h, evidence = self.read(batch)  # (B, S, d), (B, K, S)
         u = h[:, -1] if h.shape[1] else h.new_zeros(h.shape[0], h.shape[2])  # (B, d), h→_T
+        return self.readers(u, evidence, batch)
+
+    def readers(self, u: Tensor, evidence: Tensor, batch: dict
+                ) -> tuple[tuple[Tensor, Tensor | None], Tensor]:
+        """The readers' answer scores from the top layer's last forward state u = h→^K_T
+        (B, d) and the QRN's evidence (B, K, S): W_y u (B, A), the memory's scores (B, A)
+        or None, and the evidence of both (B, K [+ H], S). The ONNX export calls this too,
+        so the graph combines the readers as :meth:`forward` does."""
         if self.memory is None:
             return (self.W_y(u), None), evidence
         memory_logits, reads = self.memory(batch)  # (B, A), (B, H, S)
