@@ -149,3 +149,21 @@ def test_two_readers_learn_and_end_linear_start_on_a_stall():
     assert model.on_evaluate({"val_loss": 2.0}) and not model.linear_start_active
     pred = model.predict(next(iter(batches)))[0]
     assert len(pred["hops"]) == 2 + 2  # the QRN's layers, then the memory's hops
+
+
+def test_the_memory_ends_linear_start_on_its_own_validation_loss():
+    model, batches, *_ = toy_setup("qrn", n=64, qrn_layers=2, qrn_hops=2)
+    metrics = model.evaluate(batches)
+    assert metrics["linear_start"] == 1.0
+    ce = torch.nn.functional.cross_entropy
+    model.eval()  # no random noise in the memory's time index, as in evaluate
+    with torch.no_grad():
+        parts = [model.net.answers(b)[0] for b in batches]
+        answers = torch.cat([b["answer"] for b in batches])
+        for k, name in enumerate(("qrn", "memory")):
+            want = ce(torch.cat([p[k] for p in parts]), answers)
+            assert abs(metrics[f"val_loss_{name}"] - want.item()) < 1e-5
+    # the sum's loss falls (the QRN learning) while the memory's own stalls: LS ends
+    assert not model.on_evaluate({"val_loss": 1.0, "val_loss_memory": 2.0})
+    assert model.on_evaluate({"val_loss": 0.5, "val_loss_memory": 2.5})
+    assert not model.linear_start_active and "linear_start" not in model.evaluate(batches)

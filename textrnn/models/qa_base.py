@@ -105,19 +105,30 @@ class QANet(nn.Module):
         """Hook called after each evaluation; returns True when it changed the model."""
         return False
 
-    def scores(self, batch: dict) -> tuple[Tensor, Tensor]:
+    def scores(self, batch: dict, readers: dict[str, Tensor] | None = None
+               ) -> tuple[Tensor, Tensor]:
         """``forward``, with the slot answers that no word of the story stands for ruled
         out (``answer_mask``, from batches with entity slots); with other readings of the
         slots in the batch (``view_*``, :func:`~textrnn.data.qa_batches.slot_views`), the
         answer probabilities averaged over them, each slot answer mapped back to the
         first reading's number.
 
+        Args:
+            readers: when given, filled with each reader's own masked scores (B, A [+ C])
+                of the first reading, for a network with two (``forward_readers``).
+
         Returns:
             logits (B, A) float (log-probabilities when averaged); attention (B, K, S) of
             the first reading.
         """
-        logits, attention = self(batch)  # (B, A), (B, K, S)
-        logits = self._answer_scores(logits, batch.get("answer_mask"))  # (B, A [+ C])
+        net = getattr(self, "net", self)
+        mask = batch.get("answer_mask")
+        if readers is not None and hasattr(net, "forward_readers"):
+            logits, attention, parts = net.forward_readers(batch)  # (B, A), (B, K, S), {}
+            readers.update({name: self._answer_scores(part, mask) for name, part in parts.items()})
+        else:
+            logits, attention = self(batch)  # (B, A), (B, K, S)
+        logits = self._answer_scores(logits, mask)  # (B, A [+ C])
         if "view_story" not in batch:
             return logits, attention
         K = self.config.entity_slots
@@ -154,16 +165,15 @@ class QANet(nn.Module):
     def loss(self, batch: dict) -> Tensor:
         """Mean answer cross-entropy of a :class:`~textrnn.data.qa_batches.QABatches` batch;
         for a network with two readers (a QRN with ``qrn_hops``), in training, plus each
-        reader's own (the scores its last forward kept in ``reader_logits``).
+        reader's own.
 
         Returns:
             Scalar float tensor; answers of -100 (unknown) are left out.
         """
-        logits, _ = self.scores(batch)  # (B, A)
+        readers: dict[str, Tensor] = {}
+        logits, _ = self.scores(batch, readers if self.training else None)  # (B, A)
         loss = F.cross_entropy(logits.float(), batch["answer"], ignore_index=IGNORE_INDEX)
-        net = getattr(self, "net", self)
-        for part in getattr(net, "reader_logits", ()):  # a network with two readers
-            part = self._answer_scores(part, batch.get("answer_mask"))
+        for part in readers.values():
             loss = loss + F.cross_entropy(part, batch["answer"], ignore_index=IGNORE_INDEX)
         return loss
 
@@ -197,15 +207,22 @@ class QANet(nn.Module):
             on these answers: what a checkpoint of this validation answers with),
             ``val_unsure_below`` (:func:`~textrnn.metrics.unsure_threshold` at that
             temperature: the chat's "not sure" line), and ``val_acc_task{N}`` for every
-            task id N > 0 present.
+            task id N > 0 present; with two readers ``val_loss_{name}``, each one's
+            own loss on the first reading of the slots; ``linear_start`` (1) while the
+            memory is read without softmax.
         """
         with eval_mode(self):
             loss_sum, known, correct, tasks, scores, answers = 0.0, 0, [], [], [], []
+            reader_sums: dict[str, float] = {}
             for batch in batches:
-                logits, _ = self.scores(batch)  # (B, A)
+                readers: dict[str, Tensor] = {}
+                logits, _ = self.scores(batch, readers)  # (B, A)
                 answer = batch["answer"]  # (B,)
                 loss_sum += F.cross_entropy(logits.float(), answer, ignore_index=IGNORE_INDEX,
                                             reduction="sum").item()
+                for name, part in readers.items():  # each reader's own, first reading
+                    reader_sums[name] = reader_sums.get(name, 0.0) + F.cross_entropy(
+                        part, answer, ignore_index=IGNORE_INDEX, reduction="sum").item()
                 known += int((answer != IGNORE_INDEX).sum())
                 correct.append((logits.argmax(-1) == answer).cpu())
                 tasks.append(batch["task"].cpu())
@@ -222,6 +239,10 @@ class QANet(nn.Module):
                    "val_ece": calibration_error(conf_t, correct_t),
                    "val_temperature": fitted,
                    "val_unsure_below": unsure_threshold(conf_fitted, correct_t)}
+        for name, total in reader_sums.items():
+            metrics[f"val_loss_{name}"] = total / max(known, 1)
+        if self.linear_start_active:  # in the log: how long the memory read linearly
+            metrics["linear_start"] = 1.0
         for task in task_t.unique().tolist():
             if task > 0:
                 metrics[f"val_acc_task{task}"] = correct_t[task_t == task].mean().item()
