@@ -32,7 +32,9 @@ gates, which read one sentence and the layer's query, do not ("Brian is a lion",
 49% on en-10k). Each reader is also trained on its own cross-entropy, next to that of
 the sum: trained on the sum alone, the QRN reached task 16's 49% shortcut first and the
 memory, whose scores only had to fix the remainder, never left it (50.3% after 30
-epochs, against 100% with the readers' own losses; MemN2N alone: 100%).
+epochs, against 100% with the readers' own losses; MemN2N alone: 100%). The memory's
+linear start (MemN2N's hops without softmax) ends when its own validation loss stalls,
+not the sum's, which the QRN keeps lowering (see :meth:`QRN.on_evaluate`).
 
 cell (:class:`QRNCell`, every t at once) -> :func:`qrn_layer` (the recurrence, padding
 sentences have z = 0 and change nothing) -> :class:`QRN` (embeddings, layers, answer).
