@@ -15,7 +15,11 @@ TEXTRNN=.venv/bin/textrnn
 REAL=data/babi/tasks_1-20_v1-2/en-10k
 JOINT=0 OUT=runs/chatbot
 if [ "${1:-}" = joint ]; then JOINT=1; shift; fi
-if [ -d "$REAL" ] && [ "$JOINT" = 1 ]; then
+if [ "$JOINT" = 1 ] && [ ! -d "$REAL" ]; then
+    echo "quickstart.sh joint needs the real bAbI data in data/babi: $TEXTRNN data babi" >&2
+    exit 2
+fi
+if [ "$JOINT" = 1 ]; then
     echo "Training the joint chatbot on all 20 bAbI tasks in $REAL (40 CPU-minutes)"
     DATA=$REAL
     TASKS=(--tasks all)
@@ -28,7 +32,6 @@ elif [ -d "$REAL" ]; then
     TASKS=(--tasks 1,6,7,8)
     BUDGET=()
 else
-    if [ "$JOINT" = 1 ]; then echo "quickstart.sh joint needs the real bAbI data: $TEXTRNN data babi" >&2; exit 2; fi
     echo "No bAbI data in data/babi (get it with: $TEXTRNN data babi)."
     echo "Training the chatbot on GENERATED stories (data/generated): bAbI's format, words and"
     echo "13 of its kinds of question, for 5 CPU-minutes."
